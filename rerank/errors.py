@@ -1,0 +1,51 @@
+"""Every exception rerank raises, in one place.
+
+RerankError
+├── InputError          a request or candidate is malformed (wrong type, empty pool, too large)
+├── ConfigError         an unknown scorer, validator, weight or model; a bad option value
+│   └── PluginError     a named plugin is missing or failed to import
+├── SandboxError        untrusted code could not be run in the sandbox at all
+├── AllCandidatesFailedError   strict mode: no candidate passed every validator
+└── GenerationError     no candidate could be generated (carries the upstream errors)
+"""
+
+from __future__ import annotations
+
+
+class RerankError(Exception):
+    """Base class of every error rerank raises."""
+
+
+class InputError(RerankError, ValueError):
+    """A request or a candidate is malformed; the message says which field and why."""
+
+
+class ConfigError(RerankError, ValueError):
+    """An option names something that does not exist or has an invalid value."""
+
+
+class PluginError(ConfigError):
+    """A plugin named by the user is not installed or failed to load."""
+
+
+class SandboxError(RerankError):
+    """The sandbox could not start the child process (not: the code under test failed)."""
+
+
+class AllCandidatesFailedError(RerankError):
+    """Strict mode: every candidate failed at least one validator.
+
+    ``ranking`` holds the full ranking so the caller can still inspect every candidate.
+    """
+
+    def __init__(self, message: str, ranking: object) -> None:
+        super().__init__(message)
+        self.ranking = ranking
+
+
+class GenerationError(RerankError):
+    """No candidate could be generated; ``errors`` holds what each attempt raised."""
+
+    def __init__(self, message: str, errors: list[BaseException]) -> None:
+        super().__init__(message)
+        self.errors = errors

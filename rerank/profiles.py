@@ -1,0 +1,43 @@
+"""Task-aware defaults: the request shows its task, and the task picks scorers and weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+from .types import Request
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named set of scorer weights and the validators the request's task turns on."""
+
+    name: str
+    weights: Mapping[str, float]
+    validators: tuple[str, ...] = field(default=())
+
+
+PROFILES: dict[str, Profile] = {
+    "chat": Profile("chat", {"relevance": 1.0, "bm25": 0.5, "consensus": 1.0}),
+    "grounded": Profile(
+        "grounded", {"grounding": 1.0, "bm25-grounding": 1.0, "consensus": 0.5, "relevance": 0.3}
+    ),
+    "tools": Profile("tools", {"consensus": 1.0, "relevance": 0.3}, ("tools",)),
+    "json": Profile("json", {"consensus": 1.0, "relevance": 0.5}, ("json-schema",)),
+    "code": Profile("code", {"consensus": 1.0, "relevance": 0.3}),
+}
+
+CODE_VALIDATORS = {"python", "python-doctest"}
+
+
+def choose_profile(request: Request, validators: Sequence[str] = ()) -> Profile:
+    """The profile for this request: tools > schema > code validators > context > chat."""
+    if request.tools:
+        return PROFILES["tools"]
+    if request.schema is not None:
+        return PROFILES["json"]
+    if CODE_VALIDATORS & set(validators):
+        return PROFILES["code"]
+    if request.context:
+        return PROFILES["grounded"]
+    return PROFILES["chat"]

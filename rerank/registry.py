@@ -1,0 +1,72 @@
+"""Names of scorers and validators: the built-in ones, then installed plugins."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from .errors import ConfigError, PluginError
+from .scorers.base import Scorer, Validator
+from . import plugins
+
+BUILTIN_SCORERS: dict[str, str] = {
+    "relevance": "rerank.scorers.embedding:EmbeddingRelevance",
+    "grounding": "rerank.scorers.embedding:EmbeddingGrounding",
+    "bm25": "rerank.scorers.bm25:BM25Relevance",
+    "bm25-grounding": "rerank.scorers.bm25:BM25Grounding",
+    "consensus": "rerank.scorers.consensus:Consensus",
+}
+
+BUILTIN_VALIDATORS: dict[str, str] = {
+    "json": "rerank.validators.json_validators:JSONValidator",
+    "json-schema": "rerank.validators.json_validators:JSONSchemaValidator",
+    "tools": "rerank.validators.tools:ToolCallValidator",
+    "python": "rerank.validators.python:PythonValidator",
+    "python-doctest": "rerank.validators.python:DoctestValidator",
+    "regex": "rerank.validators.text:RegexValidator",
+    "length": "rerank.validators.text:LengthValidator",
+}
+
+
+def _import(target: str) -> type:
+    module, _, attr = target.partition(":")
+    return getattr(import_module(module), attr)
+
+
+def scorer_class(name: str) -> type[Scorer]:
+    """The Scorer class called ``name``: built-in first, then a plugin."""
+    cls = _import(BUILTIN_SCORERS[name]) if name in BUILTIN_SCORERS else _plugin(name, "scorer")
+    if not issubclass(cls, Scorer):
+        raise ConfigError(f"{name!r} is a validator, not a scorer: use it as --validator {name}")
+    return cls
+
+
+def validator_class(name: str) -> type[Validator]:
+    """The Validator class called ``name``: built-in first, then a plugin."""
+    cls = _import(BUILTIN_VALIDATORS[name]) if name in BUILTIN_VALIDATORS else _plugin(name, "validator")
+    if not issubclass(cls, Validator):
+        raise ConfigError(f"{name!r} is a scorer, not a validator: use it as --scorer {name}")
+    return cls
+
+
+def make_scorer(name: str, **options: Any) -> Scorer:
+    """An instance of the scorer called ``name``."""
+    return scorer_class(name)(**options)
+
+
+def make_validator(name: str, **options: Any) -> Validator:
+    """An instance of the validator called ``name``."""
+    return validator_class(name)(**options)
+
+
+def _plugin(name: str, kind: str) -> type:
+    try:
+        return plugins.load(name)
+    except PluginError as exc:
+        if "no scorer" in str(exc):
+            known = sorted(BUILTIN_SCORERS if kind == "scorer" else BUILTIN_VALIDATORS)
+            raise PluginError(
+                f"unknown {kind} {name!r}: built-in {kind}s are {', '.join(known)}; "
+                f"installed plugins are listed by `rerank plugins`"
+            ) from None
+        raise

@@ -1,0 +1,57 @@
+"""The two interfaces every signal implements: a Scorer grades, a Validator gates."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar, Sequence
+
+from ..types import Candidate, Check, Request
+
+
+class Scorer(ABC):
+    """Grades a whole pool of candidates at once; higher is better.
+
+    Scores are raw (any scale); the reranker normalises them within the pool. ``min_spread`` is
+    the smallest spread of raw scores that means something: a pool whose scores differ by less is
+    treated as a tie instead of having noise stretched into a ranking.
+    """
+
+    name: ClassVar[str]
+    min_spread: ClassVar[float] = 1e-6
+
+    def applies(self, request: Request) -> bool:
+        """Whether this scorer has anything to say about this request (e.g. grounding needs context)."""
+        return True
+
+    @abstractmethod
+    def score(self, request: Request, candidates: Sequence[Candidate]) -> list[float]:
+        """One raw score per candidate, in order."""
+
+
+class Validator(ABC):
+    """Accepts or rejects each candidate, with a message a person can act on.
+
+    A candidate that fails is never ranked above one that passes.
+    """
+
+    name: ClassVar[str]
+
+    def applies(self, request: Request) -> bool:
+        """Whether this validator should run on this request (e.g. json-schema needs a schema)."""
+        return True
+
+    @abstractmethod
+    def check(self, request: Request, candidate: Candidate) -> Check:
+        """The verdict on one candidate."""
+
+    def check_pool(self, request: Request, candidates: Sequence[Candidate]) -> list[Check]:
+        """Verdicts for a whole pool; override to batch or parallelise."""
+        return [self.check(request, c) for c in candidates]
+
+    def passed(self, message: str = "ok") -> Check:
+        """A passing Check from this validator."""
+        return Check(self.name, True, message)
+
+    def failed(self, message: str) -> Check:
+        """A failing Check from this validator."""
+        return Check(self.name, False, message)
