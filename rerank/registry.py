@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from importlib import import_module
 from typing import Any
 
@@ -50,8 +51,10 @@ def validator_class(name: str) -> type[Validator]:
 
 
 def make_scorer(name: str, **options: Any) -> Scorer:
-    """An instance of the scorer called ``name``."""
-    return scorer_class(name)(**options)
+    """An instance of the scorer called ``name``, given those ``options`` its constructor takes."""
+    cls = scorer_class(name)
+    accepted = inspect.signature(cls).parameters
+    return cls(**{k: v for k, v in options.items() if k in accepted})
 
 
 def make_validator(name: str, **options: Any) -> Validator:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -21,6 +22,7 @@ class Reranker:
     scorers and their weights; ``scorers`` and ``weights`` override it. Validators named in
     ``validators`` always run; with ``auto_validators`` the request's ``tools`` turn on the tools
     validator and its ``schema`` the json-schema one. ``strict`` raises when no candidate passes.
+    ``model`` is the embedding model (a local directory) for the embedding scorers.
     """
 
     def __init__(
@@ -31,8 +33,10 @@ class Reranker:
         weights: Mapping[str, float] | None = None,
         auto_validators: bool = True,
         strict: bool = False,
+        model: str | None = None,
     ) -> None:
-        self._cache: dict[str, Any] = {}
+        self._cache: dict[tuple[str, str], Any] = {}
+        self._scorer_options = {"model": model} if model else {}
         self._fixed_scorers = None if scorers is None else [self._scorer(s) for s in scorers]
         self._validators = [self._validator(v) for v in validators]
         self._weights = dict(weights or {})
@@ -43,15 +47,20 @@ class Reranker:
         self.strict = strict
 
     def _scorer(self, spec: str | Scorer) -> Scorer:
-        return spec if isinstance(spec, Scorer) else self._instance(spec, make_scorer)
+        if isinstance(spec, Scorer):
+            return spec
+        key = ("scorer", spec)
+        if key not in self._cache:
+            self._cache[key] = make_scorer(spec, **self._scorer_options)
+        return self._cache[key]
 
     def _validator(self, spec: str | Validator) -> Validator:
-        return spec if isinstance(spec, Validator) else self._instance(spec, make_validator)
-
-    def _instance(self, name: str, factory: Any) -> Any:
-        if name not in self._cache:
-            self._cache[name] = factory(name)
-        return self._cache[name]
+        if isinstance(spec, Validator):
+            return spec
+        key = ("validator", spec)
+        if key not in self._cache:
+            self._cache[key] = make_validator(spec)
+        return self._cache[key]
 
     def plan(self, request: Request) -> tuple[Profile, list[tuple[Scorer, float]], list[Validator]]:
         """The profile, the (scorer, weight) pairs and the validators that ``rank`` would use."""
@@ -79,59 +88,96 @@ class Reranker:
                     validators.append(self._validator(name))
         return profile, weighted, [v for v in validators if v.applies(request)]
 
-    def rank(self, request: Request | str | Mapping[str, Any], candidates: Sequence[Any]) -> Ranking:
-        """Rank ``candidates`` (strings, assistant messages or Candidates) for ``request``."""
+    def measure(self, request: Request | str | Mapping[str, Any], candidates: Sequence[Any]) -> Signals:
+        """Run every validator and scorer on the pool; ``combine`` turns the result into a ranking."""
         request = Request.coerce(request)
         pool = coerce_candidates(candidates)
         profile, weighted, validators = self.plan(request)
         timings: dict[str, float] = {}
-
         checks: list[list[Check]] = [[] for _ in pool]
         for validator in validators:
             start = time.perf_counter()
             for i, check in enumerate(validator.check_pool(request, pool)):
                 checks[i].append(check)
             timings[validator.name] = time.perf_counter() - start
-
         raw: dict[str, np.ndarray] = {}
-        components: dict[str, np.ndarray] = {}
-        for scorer, weight in weighted:
+        for scorer, _ in weighted:
             start = time.perf_counter()
-            values = np.asarray(scorer.score(request, pool), dtype=float)
+            raw[scorer.name] = np.asarray(scorer.score(request, pool), dtype=float)
             timings[scorer.name] = time.perf_counter() - start
-            raw[scorer.name] = values
-            components[scorer.name] = weight * normalise(values, scorer.min_spread)
+        return Signals(
+            pool=pool,
+            profile=profile.name,
+            weights={s.name: w for s, w in weighted},
+            min_spread={s.name: s.min_spread for s, _ in weighted},
+            raw=raw,
+            checks=[tuple(c) for c in checks],
+            timings=timings,
+        )
 
-        total = np.sum(list(components.values()), axis=0) if components else np.zeros(len(pool))
+    def combine(self, signals: Signals, *, weights: Mapping[str, float] | None = None) -> Ranking:
+        """Rank a measured pool: gates first, then the weighted sum of pool-normalised scores.
+
+        ``weights`` replaces the measured weights (a scorer left out counts zero): this is how
+        ablations re-rank a pool without measuring it again.
+        """
+        weights = dict(signals.weights if weights is None else weights)
+        n = len(signals.pool)
+        components = {
+            name: weights[name] * normalise(values, signals.min_spread[name])
+            for name, values in signals.raw.items()
+            if weights.get(name)
+        }
+        total = np.sum(list(components.values()), axis=0) if components else np.zeros(n)
+        # Equal candidates must tie exactly despite float noise (BLAS rows differ by ~1e-8, then
+        # scaled by 1/min_spread): totals are in spreads, so 1e-6 is far below any real difference.
+        tie_key = np.round(total, 6)
+        checks = signals.checks
         passed_counts = [sum(c.passed for c in cs) for cs in checks]
         order = sorted(
-            range(len(pool)),
-            key=lambda i: (-all(c.passed for c in checks[i]), -passed_counts[i], -total[i], i),
+            range(n), key=lambda i: (-all(c.passed for c in checks[i]), -passed_counts[i], -tie_key[i], i)
         )
         ranked = tuple(
             ScoredCandidate(
                 index=i,
-                candidate=pool[i],
+                candidate=signals.pool[i],
                 rank=rank,
                 score=float(total[i]),
                 components={name: float(v[i]) for name, v in components.items()},
-                raw={name: float(v[i]) for name, v in raw.items()},
-                checks=tuple(checks[i]),
+                raw={name: float(v[i]) for name, v in signals.raw.items()},
+                checks=checks[i],
             )
             for rank, i in enumerate(order)
         )
         ranking = Ranking(
             candidates=ranked,
-            profile=profile.name,
-            weights={s.name: w for s, w in weighted},
-            timings=timings,
+            profile=signals.profile,
+            weights={k: v for k, v in weights.items() if v},
+            timings=dict(signals.timings),
         )
         if self.strict and ranking.all_failed:
             failed = "; ".join(c.message for c in ranking.best.checks if not c.passed)
             raise AllCandidatesFailedError(
-                f"all {len(pool)} candidates failed validation (best candidate: {failed})", ranking
+                f"all {n} candidates failed validation (best candidate: {failed})", ranking
             )
         return ranking
+
+    def rank(self, request: Request | str | Mapping[str, Any], candidates: Sequence[Any]) -> Ranking:
+        """Rank ``candidates`` (strings, assistant messages or Candidates) for ``request``."""
+        return self.combine(self.measure(request, candidates))
+
+
+@dataclass(frozen=True)
+class Signals:
+    """Everything measured on one pool, before weights turn it into a ranking."""
+
+    pool: list[Candidate]
+    profile: str
+    weights: Mapping[str, float]
+    min_spread: Mapping[str, float]
+    raw: Mapping[str, np.ndarray]
+    checks: list[tuple[Check, ...]]
+    timings: Mapping[str, float]
 
 
 def normalise(values: np.ndarray, min_spread: float) -> np.ndarray:

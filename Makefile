@@ -1,0 +1,33 @@
+# `make demo` and `make test` set up .venv themselves on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PLUGINS := plugins/rerank-sql plugins/rerank-language
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup demo test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# torch first and pinned: 2.13.0 has a CPU wheel; an unpinned one pulls gigabytes of CUDA packages.
+$(VENV)/.installed: $(BIN)/python pyproject.toml $(wildcard plugins/*/pyproject.toml)
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test]' $(foreach p,$(PLUGINS),$(if $(wildcard $(p)/pyproject.toml),-e $(p)))
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(BIN)/rerank score examples/pools.jsonl --format table --validator python
+
+test: setup
+	$(BIN)/python -m pytest -q tests $(foreach p,$(PLUGINS),$(if $(wildcard $(p)/tests),$(p)/tests))
+
+bench: setup
+	$(BIN)/python benchmarks/quality.py
+
+clean:
+	rm -rf $(VENV)

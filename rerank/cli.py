@@ -1,0 +1,175 @@
+"""The `rerank` command line: `rerank score` ranks pre-generated candidates, line by line.
+
+Exit codes: 0 every line succeeded, 1 some lines failed (each has an error line), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, BinaryIO, Iterable, TextIO
+
+import click
+
+from .errors import ConfigError, InputError
+from .jsonl import Line, dumps, read_lines
+from .progress import Progress
+from .types import Ranking
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def parse_weights(pairs: Iterable[str], path: str | None) -> dict[str, float]:
+    """Weights from a JSON file (``{"name": number}``) overridden by ``NAME=VALUE`` pairs."""
+    weights: dict[str, float] = {}
+    if path:
+        try:
+            loaded = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise click.BadParameter(f"cannot read weights from {path}: {exc}", param_hint="--weights")
+        loaded = loaded.get("weights", loaded) if isinstance(loaded, dict) else loaded
+        if not isinstance(loaded, dict) or not all(isinstance(v, (int, float)) for v in loaded.values()):
+            raise click.BadParameter(f"{path} must hold a JSON object of numbers", param_hint="--weights")
+        weights.update({str(k): float(v) for k, v in loaded.items()})
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise click.BadParameter(f"expected NAME=NUMBER, got {pair!r}", param_hint="--weight")
+    return weights
+
+
+def scoring_options(func: Any) -> Any:
+    """The options shared by every command that ranks: validators, scorers, weights, model."""
+    options = [
+        click.option("--validator", "validators", multiple=True, metavar="NAME",
+                     help="Run this validator as a gate (repeatable): json, json-schema, tools, python, "
+                          "python-doctest (executes code in a sandbox), regex, length, or a plugin."),
+        click.option("--scorer", "scorers", multiple=True, metavar="NAME",
+                     help="Use only these scorers (repeatable) instead of the task's profile."),
+        click.option("--weight", "weight_pairs", multiple=True, metavar="NAME=NUMBER",
+                     help="Override one scorer's weight (repeatable); 0 turns it off."),
+        click.option("--weights", "weights_file", type=click.Path(dir_okay=False), metavar="FILE",
+                     help="JSON object of scorer weights."),
+        click.option("--model", metavar="DIR",
+                     help="Embedding model directory (default: the bundled all-MiniLM-L6-v2)."),
+        click.option("--strict", is_flag=True,
+                     help="Fail a pool when no candidate passes its validators."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def build_reranker(validators: tuple[str, ...], scorers: tuple[str, ...], weight_pairs: tuple[str, ...],
+                   weights_file: str | None, model: str | None, strict: bool) -> Any:
+    """A Reranker from the scoring options; bad names or values are usage errors."""
+    from .reranker import Reranker
+
+    weights = parse_weights(weight_pairs, weights_file)
+    try:
+        return Reranker(scorers=list(scorers) or None, validators=list(validators),
+                        weights=weights, model=model, strict=strict)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def score_line(reranker: Any, line: Line) -> dict[str, Any]:
+    """The output object for one input line: the ranking, or ``{"id", "error"}``."""
+    if line.error:
+        return {"id": None, "line": line.number, "error": line.error}
+    value = line.value or {}
+    candidates = value.get("candidates")
+    try:
+        if candidates is None:
+            raise InputError('missing "candidates": give a list of strings or assistant messages')
+        ranking: Ranking = reranker.rank(value, candidates)
+    except (InputError, ConfigError) as exc:
+        return {"id": line.id, "line": line.number, "error": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - one bad pool must not stop the run
+        from .errors import AllCandidatesFailedError
+
+        if isinstance(exc, AllCandidatesFailedError):
+            return {"id": line.id, "line": line.number, "error": str(exc), **exc.ranking.to_dict()}
+        return {"id": line.id, "line": line.number, "error": f"{type(exc).__name__}: {exc}"}
+    return {"id": line.id, "best_index": ranking.best_index, "best": candidates[ranking.best_index],
+            **ranking.to_dict()}
+
+
+def format_table(result: dict[str, Any], candidates: list[Any] | None) -> str:
+    """A readable ranking of one pool: rank, index, total, gate, top components, text preview."""
+    if "error" in result and "candidates" not in result:
+        return f"== {result.get('id')}: ERROR {result['error']}\n"
+    head = f"== {result['id']}  profile={result['profile']}  best=#{result['best_index']}"
+    if result.get("all_failed"):
+        head += "  (every candidate failed validation)"
+    rows = [head, f"{'rank':>4} {'#':>2} {'score':>7}  gate  {'signals':<42} text"]
+    for c in sorted(result["candidates"], key=lambda c: c["rank"]):
+        signals = " ".join(f"{k}={v:+.2f}" for k, v in c["components"].items())[:42]
+        failed = [k["message"] for k in c["checks"] if not k["passed"]]
+        raw = candidates[c["index"]] if candidates else ""
+        text = raw if isinstance(raw, str) else (raw.get("content") or json.dumps(raw.get("tool_calls")))
+        preview = " ".join(str(text).split())[:60]
+        gate = "fail" if failed else ("pass" if c["checks"] else "-")
+        rows.append(f"{c['rank'] + 1:>4} {c['index']:>2} {c['score']:>7.2f}  {gate:<4}  {signals:<42} {preview}")
+        rows += [f"{'':>24}! {m[:100]}" for m in failed]
+    return "\n".join(rows) + "\n"
+
+
+@click.group()
+@click.version_option(package_name="rerank")
+def main() -> None:
+    """Ask an LLM several times, and hand back the best answer."""
+
+
+@main.command()
+@click.argument("input_file", metavar="INPUT", type=click.File("rb"))
+@click.option("-o", "--output", type=click.File("w", encoding="utf-8", lazy=True), default="-",
+              help="Where to write results (default: stdout).")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "table"]), default="jsonl",
+              help="jsonl: one JSON line per input line; table: a readable ranking per pool.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+@scoring_options
+def score(input_file: BinaryIO, output: TextIO, fmt: str, quiet: bool, **scoring: Any) -> None:
+    """Rank the candidates of every line of INPUT (a JSONL file, or - for stdin).
+
+    Each line: {"id", "query", "context"?, "tools"?, "schema"?, "candidates": [str | message]}.
+    Writes one line per input line, in order: {"id", "best_index", "best", ...} or {"id", "error"}.
+    """
+    reranker = build_reranker(**scoring)
+    total = _count_lines(input_file)
+    progress = Progress("score", total=total, enabled=not quiet)
+    failed = 0
+    for line in read_lines(input_file):
+        result = score_line(reranker, line)
+        failed += "error" in result
+        candidates = (line.value or {}).get("candidates")
+        text = dumps(result) + "\n" if fmt == "jsonl" else format_table(result, candidates if isinstance(candidates, list) else None)
+        output.write(text)
+        output.flush()
+        progress.advance(failed="error" in result)
+    progress.close()
+    sys.exit(EXIT_SOME_FAILED if failed else EXIT_OK)
+
+
+def _count_lines(stream: BinaryIO) -> int | None:
+    """Lines in a seekable file (for the ETA), or None for a pipe."""
+    try:
+        if not stream.seekable():
+            return None
+        start = stream.tell()
+        count, last = 0, b"\n"
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            count, last = count + chunk.count(b"\n"), chunk[-1:]
+        stream.seek(start)
+        return count + (last != b"\n")
+    except (OSError, ValueError):
+        return None
+
+
+if __name__ == "__main__":
+    main()
