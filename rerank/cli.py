@@ -48,7 +48,8 @@ def scoring_options(func: Any) -> Any:
     options = [
         click.option("--validator", "validators", multiple=True, metavar="NAME",
                      help="Run this validator as a gate (repeatable): json, json-schema, tools, python, "
-                          "python-doctest (executes code in a sandbox), regex, length, or a plugin."),
+                          "python-doctest (executes code in a sandbox), regex, length, or a plugin "
+                          "(see `rerank plugins`)."),
         click.option("--scorer", "scorers", multiple=True, metavar="NAME",
                      help="Use only these scorers (repeatable) instead of the task's profile."),
         click.option("--weight", "weight_pairs", multiple=True, metavar="NAME=NUMBER",
@@ -154,6 +155,34 @@ def score(input_file: BinaryIO, output: TextIO, fmt: str, quiet: bool, **scoring
         progress.advance(failed="error" in result)
     progress.close()
     sys.exit(EXIT_SOME_FAILED if failed else EXIT_OK)
+
+
+@main.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per plugin instead of a table.")
+def plugins_command(as_json: bool) -> None:
+    """List installed plugins: name, kind, package, and what each one checks or scores.
+
+    A plugin runs only where it is named (--scorer NAME, --weight NAME=W, --validator NAME).
+    Exits 1 when a plugin cannot be loaded (its row says why).
+    """
+    from .plugins import describe
+
+    entries = describe()
+    if as_json:
+        for entry in entries:
+            click.echo(json.dumps(entry))
+    elif not entries:
+        click.echo("No plugins installed. A package adds one under the 'rerank.scorers' entry point.")
+    else:
+        rows = [("name", "kind", "package", "provides")] + [
+            (e["name"], e["kind"] or "broken", f"{e['distribution'] or '?'} {e['version'] or ''}".strip(),
+             e["summary"] if e["error"] is None else f"ERROR: {e['error']}")
+            for e in entries
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(3)]
+        for row in rows:
+            click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
+    sys.exit(EXIT_SOME_FAILED if any(e["error"] for e in entries) else EXIT_OK)
 
 
 def _count_lines(stream: BinaryIO) -> int | None:

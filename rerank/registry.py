@@ -37,6 +37,8 @@ def _import(target: str) -> type:
 def scorer_class(name: str) -> type[Scorer]:
     """The Scorer class called ``name``: built-in first, then a plugin."""
     cls = _import(BUILTIN_SCORERS[name]) if name in BUILTIN_SCORERS else _plugin(name, "scorer")
+    if not issubclass(cls, (Scorer, Validator)):
+        raise ConfigError(f"{name!r} is neither a rerank Scorer nor a Validator")
     if not issubclass(cls, Scorer):
         raise ConfigError(f"{name!r} is a validator, not a scorer: use it as --validator {name}")
     return cls
@@ -45,6 +47,8 @@ def scorer_class(name: str) -> type[Scorer]:
 def validator_class(name: str) -> type[Validator]:
     """The Validator class called ``name``: built-in first, then a plugin."""
     cls = _import(BUILTIN_VALIDATORS[name]) if name in BUILTIN_VALIDATORS else _plugin(name, "validator")
+    if not issubclass(cls, (Scorer, Validator)):
+        raise ConfigError(f"{name!r} is neither a rerank Scorer nor a Validator")
     if not issubclass(cls, Validator):
         raise ConfigError(f"{name!r} is a scorer, not a validator: use it as --scorer {name}")
     return cls

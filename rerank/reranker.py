@@ -19,7 +19,8 @@ class Reranker:
     """Ranks a pool of candidate answers to one request, best first.
 
     By default the request picks a profile (chat, grounded, tools, json, code) that names the
-    scorers and their weights; ``scorers`` and ``weights`` override it. Validators named in
+    scorers and their weights; ``weights`` override them (a weight adds a scorer the profile
+    lacks, 0 removes one) and ``scorers`` replaces the profile's list. Validators named in
     ``validators`` always run; with ``auto_validators`` the request's ``tools`` turn on the tools
     validator and its ``schema`` the json-schema one. ``strict`` raises when no candidate passes.
     ``model`` is the embedding model (a local directory) for the embedding scorers.
@@ -43,6 +44,11 @@ class Reranker:
         for name, value in self._weights.items():
             if not isinstance(value, (int, float)) or not np.isfinite(value):
                 raise ConfigError(f"weight for {name!r} must be a finite number, got {value!r}")
+            if self._fixed_scorers is None:
+                self._scorer(name)  # an unknown name fails now, not on the first pool
+            elif name not in {s.name for s in self._fixed_scorers}:
+                raise ConfigError(f"weight for {name!r} names no scorer in use: "
+                                  f"{', '.join(s.name for s in self._fixed_scorers)}")
         self.auto_validators = auto_validators
         self.strict = strict
 
@@ -68,18 +74,13 @@ class Reranker:
         if self._fixed_scorers is not None:
             scorers = self._fixed_scorers
         else:
-            scorers = [self._scorer(name) for name in profile.weights]
+            names = list(profile.weights) + [n for n in self._weights if n not in profile.weights]
+            scorers = [self._scorer(name) for name in names]
         weighted = []
         for scorer in scorers:
             weight = self._weights.get(scorer.name, profile.weights.get(scorer.name, 1.0))
             if weight and scorer.applies(request):
                 weighted.append((scorer, float(weight)))
-        unknown = set(self._weights) - {s.name for s in scorers}
-        if unknown:
-            raise ConfigError(
-                f"weights name scorers that are not in use: {', '.join(sorted(unknown))}; "
-                f"in use: {', '.join(s.name for s in scorers)}"
-            )
         validators = list(self._validators)
         if self.auto_validators:
             names = {v.name for v in validators}

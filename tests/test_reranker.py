@@ -61,8 +61,12 @@ def test_weights_override_and_unknown_weights_are_refused():
     only_bm25 = Reranker(weights={"relevance": 0, "consensus": 0, "bm25": 1}).rank(QUERY, pool)
     assert list(only_bm25.weights) == ["bm25"]
     assert only_bm25.best.components.keys() == {"bm25"}
-    with pytest.raises(ConfigError, match="not in use"):
-        Reranker(weights={"nonsense": 1}).rank(QUERY, pool)
+    with pytest.raises(ConfigError, match="unknown scorer 'nonsense'"):
+        Reranker(weights={"nonsense": 1})
+    with pytest.raises(ConfigError, match="names no scorer in use"):
+        Reranker(scorers=["bm25"], weights={"relevance": 1})
+    added = Reranker(weights={"grounding": 2.0}).plan(__import__("rerank").Request("q", context="c"))
+    assert {s.name for s, _ in added[1]} >= {"grounding"}
     with pytest.raises(ConfigError, match="finite"):
         Reranker(weights={"bm25": float("nan")})
 

@@ -1,0 +1,294 @@
+"""Selection quality on real labelled outputs: the default reranker beside baselines and ablations.
+
+    python benchmarks/quality.py [POOLS.jsonl ...] [--validator NAME] [--limit N] [--json PATH]
+
+For each file (default: every ``*.jsonl`` in ``../shared/bench``) and each validator set a user
+would switch on for its task, every pool is measured once (``Reranker.measure``); every row
+below then re-ranks those measurements with other weights or gates (``Reranker.combine``):
+
+- ``default``: the reranker as it ships (the request's profile, its weights and gates);
+- baselines: ``random`` (the pool's mean label), ``first``, ``longest``, ``consensus`` (the
+  candidate most similar to the others) and ``oracle`` (the best label);
+- ``only X``: one scorer alone, without gates; ``gate only: V``: one validator alone, ties to
+  the first candidate;
+- ``without X``: the default minus one scorer or one gate (ablation).
+
+Selection reads each pool's request and candidates (content, tool calls) only; labels meet the
+choices afterwards, in ``score_rows``. Tables go to stdout (markdown), progress to stderr, and
+the numbers to ``--json`` (default ``benchmarks/results/quality.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from common import Pool, RESULTS_DIR, default_pool_files, describe_machine, machine, markdown_table, read_pools, write_json
+
+from rerank import Candidate, Reranker
+from rerank.errors import ConfigError, RerankError
+from rerank.progress import Progress
+from rerank.reranker import Signals
+
+DEFAULT_VALIDATORS: dict[str, list[list[str]]] = {
+    "humaneval": [["python"], ["python-doctest"]],
+}
+"""Validator sets a user would switch on, per task (the file name up to ``-dev``); others: none.
+
+The tools and json-schema validators need no switch: a request's tools or schema turn them on."""
+
+
+@dataclass
+class Measured:
+    """One pool as the reranker measured it, plus consensus measured apart when its profile lacks it."""
+
+    signals: Signals
+    consensus: Signals | None = None
+
+
+@dataclass
+class Run:
+    """One file under one validator set: the measurements and, once scored, the table rows."""
+
+    file: str
+    validators: list[str]
+    pools: int = 0
+    measured: list[Measured] = field(default_factory=list)
+    kept: list[Pool] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+    reranker: Reranker | None = None
+
+
+def task_of(path: Path) -> str:
+    """The task name of a pool file: ``humaneval-dev.jsonl`` → ``humaneval``."""
+    return path.name.split("-dev")[0].removesuffix(".jsonl")
+
+
+def validator_sets(path: Path, override: Sequence[str] | None) -> list[list[str]]:
+    """The validator sets to run a file with: ``override`` for every file, else the task's default."""
+    if override is not None:
+        return [[name for name in override if name != "none"]]
+    return DEFAULT_VALIDATORS.get(task_of(path), [[]])
+
+
+def measure_run(run: Run, pools: Sequence[Pool], *, quiet: bool) -> None:
+    """Measure every pool once with the default reranker and ``run.validators``."""
+    start = time.perf_counter()
+    label = f"{run.file} [{', '.join(run.validators) or 'no validators'}]"
+    try:
+        reranker = run.reranker = Reranker(validators=run.validators)
+    except (ConfigError, ImportError) as exc:
+        run.error = f"{type(exc).__name__}: {exc}"
+        return
+    consensus_only = Reranker(scorers=["consensus"], auto_validators=False)
+    progress = Progress(label, total=len(pools), enabled=not quiet)
+    for pool in pools:
+        try:
+            signals = reranker.measure(pool.request, pool.candidates)
+            extra = None
+            if "consensus" not in signals.raw:
+                extra = consensus_only.measure(pool.request, pool.candidates)
+        except (ConfigError, ImportError) as exc:
+            # A validator or scorer that cannot load fails every pool alike: stop this run.
+            run.error = f"{type(exc).__name__}: {exc}"
+            progress.close()
+            return
+        except RerankError as exc:
+            run.failed.append(f"{pool.id}: {exc}")
+            progress.advance(failed=True)
+            continue
+        run.measured.append(Measured(signals, extra))
+        run.kept.append(pool)
+        progress.advance()
+    progress.close()
+    run.pools = len(pools)
+    run.seconds = time.perf_counter() - start
+
+
+# Selectors: each maps (reranker, measured pool) to the index it picks. None of them sees labels.
+
+Selector = Callable[[Measured], int]
+
+
+def without_gates(signals: Signals) -> Signals:
+    """The same measurements with every validator's verdict removed."""
+    return dataclasses.replace(signals, checks=[() for _ in signals.pool])
+
+
+def keep_gates(signals: Signals, keep: Callable[[str], bool]) -> Signals:
+    """The same measurements with only the verdicts of validators for which ``keep(name)``."""
+    return dataclasses.replace(signals, checks=[tuple(c for c in cs if keep(c.validator)) for cs in signals.checks])
+
+
+def selectors(reranker: Reranker, scorers: Sequence[str], validators: Sequence[str]) -> dict[str, tuple[str, Selector]]:
+    """Every row's selector, in table order, as ``name -> (kind, selector)``."""
+    def pick(signals: Signals, weights: dict[str, float] | None = None) -> int:
+        return reranker.combine(signals, weights=weights).best_index
+
+    def consensus(m: Measured) -> int:
+        source = m.signals if m.consensus is None else m.consensus
+        return pick(without_gates(source), {"consensus": 1.0})
+
+    def longest(m: Measured) -> int:
+        lengths = [len(Candidate.coerce(c).text) for c in m.signals.pool]
+        return lengths.index(max(lengths))
+
+    rows: dict[str, tuple[str, Selector]] = {
+        "default": ("reranker", lambda m: pick(m.signals)),
+        "first": ("baseline", lambda m: 0),
+        "longest": ("baseline", longest),
+        "consensus": ("baseline", consensus),
+    }
+    for name in scorers:
+        rows[f"only {name}"] = ("single", lambda m, n=name: pick(without_gates(m.signals), {n: 1.0}))
+    for name in validators:
+        rows[f"gate only: {name}"] = ("single", lambda m, v=name: pick(keep_gates(m.signals, lambda x: x == v), {}))
+    for name in scorers:
+        rows[f"without {name}"] = (
+            "ablation",
+            lambda m, n=name: pick(m.signals, {k: w for k, w in m.signals.weights.items() if k != n}),
+        )
+    for name in validators:
+        rows[f"without gate {name}"] = ("ablation", lambda m, v=name: pick(keep_gates(m.signals, lambda x: x != v)))
+    return rows
+
+
+def ordered_union(groups: Sequence[Sequence[str]]) -> list[str]:
+    """Every name of ``groups``, once, in order of first appearance."""
+    return list(dict.fromkeys(name for group in groups for name in group))
+
+
+# Metrics: the only place that reads labels.
+
+def metric(chosen: np.ndarray, random: np.ndarray, oracle: np.ndarray) -> dict[str, float]:
+    """Mean label of the choices, normalised gain, and the gain's 95% half-width over pools."""
+    span = float(oracle.mean() - random.mean())
+    mean = float(chosen.mean())
+    gain = (mean - float(random.mean())) / span if span > 0 else float("nan")
+    diff = chosen - random
+    half = 1.96 * float(diff.std(ddof=1)) / np.sqrt(len(diff)) / span if len(diff) > 1 and span > 0 else None
+    return {"mean_label": mean, "gain": gain if np.isfinite(gain) else None, "ci95": half}
+
+
+def score_rows(run: Run) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every row of the run's table, with the random and oracle references and run facts."""
+    assert run.reranker is not None, "score_rows needs a measured run"
+    scorers = ordered_union([list(m.signals.weights) for m in run.measured])
+    validators = ordered_union([[c.validator for c in cs] for m in run.measured for cs in m.signals.checks])
+    picks = {name: (kind, [select(m) for m in run.measured])
+             for name, (kind, select) in selectors(run.reranker, scorers, validators).items()}
+    labels = [np.asarray(pool.labels) for pool in run.kept]
+    random = np.array([l.mean() for l in labels])
+    oracle = np.array([l.max() for l in labels])
+    rows = [{"selector": name, "kind": kind, **metric(np.array([l[i] for l, i in zip(labels, chosen)]), random, oracle)}
+            for name, (kind, chosen) in picks.items()]
+    rows.insert(1, {"selector": "random", "kind": "baseline", **metric(random, random, oracle)})
+    rows.insert(5, {"selector": "oracle", "kind": "baseline", **metric(oracle, random, oracle)})
+    checks = [c for m in run.measured for cs in m.signals.checks for c in cs]
+    candidates = sum(len(m.signals.pool) for m in run.measured)
+    passing = sum(all(c.passed for c in cs) for m in run.measured for cs in m.signals.checks)
+    profiles: dict[str, int] = {}
+    weights: dict[str, dict[str, float]] = {}
+    for m in run.measured:
+        profiles[m.signals.profile] = profiles.get(m.signals.profile, 0) + 1
+        weights.setdefault(m.signals.profile, dict(m.signals.weights))
+    facts = {
+        "random": float(random.mean()),
+        "oracle": float(oracle.mean()),
+        "profiles": profiles,
+        "weights": weights,
+        "scorers": scorers,
+        "gates": validators,
+        "candidates": candidates,
+        "candidates_passing_gates": passing if checks else None,
+        "default_agrees_with_consensus": float(np.mean(
+            [a == b for a, b in zip(picks["default"][1], picks["consensus"][1])])) if run.measured else None,
+    }
+    return rows, facts
+
+
+def render(result: dict[str, Any]) -> str:
+    """The markdown section of one run: a heading, the facts, and the table."""
+    title = f"### {result['file']} — validators: {', '.join(result['validators']) or 'none'}"
+    if result.get("error"):
+        return f"{title}\n\nnot run: {result['error']}\n"
+    facts = result["facts"]
+    profiles = ", ".join(f"{name} ({count})" for name, count in facts["profiles"].items())
+    weights = "; ".join(f"{p}: " + ", ".join(f"{k}={v:g}" for k, v in w.items()) for p, w in facts["weights"].items())
+    lines = [
+        title, "",
+        f"{result['pools_scored']} pools, {facts['candidates']} candidates, profile {profiles}; "
+        f"weights {weights}; gates: {', '.join(facts['gates']) or 'none'}; measured in {result['seconds']:.0f} s.",
+    ]
+    if facts["candidates_passing_gates"] is not None:
+        lines[-1] += f" {facts['candidates_passing_gates']}/{facts['candidates']} candidates pass every gate."
+    if result["failed_pools"]:
+        lines[-1] += f" {len(result['failed_pools'])} pools failed and are left out: {result['failed_pools'][0]}"
+    table = markdown_table(
+        ["selector", "mean label", "gain", "±95%"],
+        [[r["selector"] if r["selector"] != "default" else "**default**",
+          f"{r['mean_label']:.3f}", "" if r["gain"] is None else f"{r['gain']:+.3f}",
+          "" if r["ci95"] is None else f"{r['ci95']:.3f}"]
+         for r in result["rows"]],
+    )
+    return "\n".join(lines) + "\n\n" + table + "\n"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("pools", nargs="*", type=Path, metavar="POOLS.jsonl",
+                        help="labelled pool files (default: every *.jsonl in ../shared/bench)")
+    parser.add_argument("--validator", action="append", metavar="NAME",
+                        help="validators for every file instead of each task's default (repeatable; 'none' for none)")
+    parser.add_argument("--limit", type=int, metavar="N", help="only the first N pools of each file")
+    parser.add_argument("--json", type=Path, default=RESULTS_DIR / "quality.json", metavar="PATH",
+                        help="where to write the numbers (default: %(default)s)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    args = parser.parse_args(argv)
+    if args.limit is not None and args.limit < 1:
+        parser.error("--limit must be at least 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; exit 1 when a run could not be measured (its error is in the table)."""
+    args = parse_args(argv)
+    files = args.pools or default_pool_files()
+    info = machine()
+    print(f"## Selection quality\n\n{describe_machine(info)}" + (f"; first {args.limit} pools per file" if args.limit else "") + "\n")
+    started = time.perf_counter()
+    results = []
+    for path in files:
+        pools = read_pools(path, limit=args.limit)
+        for validators in validator_sets(path, args.validator):
+            run = Run(file=path.name, validators=validators)
+            measure_run(run, pools, quiet=args.quiet)
+            result: dict[str, Any] = {"file": run.file, "validators": validators, "pools": len(pools),
+                                      "pools_scored": len(run.kept), "failed_pools": run.failed,
+                                      "seconds": round(run.seconds, 1), "error": run.error}
+            if run.error is None and run.kept:
+                rows, facts = score_rows(run)
+                result.update(rows=rows, facts=facts)
+            elif run.error is None:
+                result["error"] = "every pool failed"
+            print(render(result), flush=True)
+            results.append(result)
+    total = time.perf_counter() - started
+    print(f"Total time: {total:.0f} s.")
+    out = write_json(args.json, {"benchmark": "quality", "machine": info, "limit": args.limit,
+                                 "seconds": round(total, 1), "runs": results})
+    print(f"numbers written to {out}", file=sys.stderr)
+    return 1 if any(r.get("error") for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""JSON validators: the answer holds JSON, and that JSON matches the request's JSON Schema."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Mapping
+
+from jsonschema import Draft202012Validator, SchemaError
+from jsonschema.exceptions import ValidationError, best_match
+from jsonschema.validators import validator_for
+from referencing.exceptions import Unresolvable
+
+from ..code import fenced_blocks
+from ..errors import InputError
+from ..scorers.base import Validator
+from ..types import Candidate, Check, Request
+
+MAX_DEPTH = 200
+"""Deepest nesting of arrays and objects accepted; deeper JSON is refused before parsing."""
+
+_NESTING_TOKENS = re.compile(r'"(?:\\.|[^"\\])*"|[\[\]{}]')
+
+
+def extract_json(text: str) -> tuple[Any, str | None]:
+    """The JSON value an answer holds, bare or in a fenced block: ``(value, None)`` or ``(None, why not)``.
+
+    A bare answer must be JSON as a whole; otherwise the first ```json block, else the first
+    fenced block, is read. The reason names where parsing stopped.
+    """
+    stripped = text.strip()
+    if not stripped:
+        return None, "the answer is empty; expected JSON"
+    value, error = _loads(stripped)
+    if error is None:
+        return value, None
+    blocks = fenced_blocks(text)
+    block = next((b for b in blocks if b.lang in ("json", "jsonc", "json5")), blocks[0] if blocks else None)
+    if block is None:
+        return None, f"the answer is not JSON: {error}"
+    value, block_error = _loads(block.body)
+    if block_error is None:
+        return value, None
+    where = f"```{block.lang} block" if block.lang else "fenced block"
+    return None, f"the {where} is not JSON: {block_error}"
+
+
+def _loads(text: str) -> tuple[Any, str | None]:
+    depth = _max_depth(text)
+    if depth > MAX_DEPTH:
+        return None, f"nested {depth} levels deep; at most {MAX_DEPTH} are accepted"
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as exc:
+        return None, _where(exc)
+    except (RecursionError, ValueError) as exc:
+        return None, str(exc) or "nested too deeply"
+
+
+def _max_depth(text: str) -> int:
+    depth = deepest = 0
+    for token in _NESTING_TOKENS.findall(text):
+        if token in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in "]}":
+            depth -= 1
+    return deepest
+
+
+def _where(exc: json.JSONDecodeError) -> str:
+    line = exc.doc.splitlines()[exc.lineno - 1] if exc.doc.strip() else ""
+    start = max(0, exc.colno - 21)
+    near = line[start : exc.colno + 19].strip()
+    context = f" near {near!r}" if near else ""
+    return f"{exc.msg} at line {exc.lineno}, column {exc.colno}{context}"
+
+
+def json_path(path: Any, root: str = "$") -> str:
+    """``$.items[0].price`` for a jsonschema error path."""
+    out = root
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if re.fullmatch(r"[A-Za-z_]\w*", str(part)) else f"[{json.dumps(part)}]")
+    return out
+
+
+def describe_error(error: ValidationError, *, root: str = "$") -> str:
+    """One line for a schema violation: where it is and what is wrong, cut to a readable length."""
+    message = error.message if len(error.message) <= 200 else error.message[:197] + "..."
+    return f"at {json_path(error.absolute_path, root)}: {message}"
+
+
+def unwrap_schema(schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The JSON Schema inside OpenAI's ``response_format`` shapes, or ``schema`` itself.
+
+    Accepts ``{"type": "json_schema", "json_schema": {...}}`` and ``{"name", "schema", "strict"}``.
+    """
+    if schema.get("type") == "json_schema" and isinstance(schema.get("json_schema"), Mapping):
+        schema = schema["json_schema"]
+    if isinstance(schema.get("schema"), Mapping) and set(schema) <= {"name", "schema", "strict", "description"}:
+        schema = schema["schema"]
+    return schema
+
+
+class JSONValidator(Validator):
+    """The answer's text is JSON, bare or in a fenced block; the message says where parsing failed."""
+
+    name = "json"
+
+    def check(self, request: Request, candidate: Candidate) -> Check:
+        """Pass when the content parses as JSON."""
+        if not candidate.content:
+            what = "a tool call" if candidate.tool_calls else "empty"
+            return self.failed(f"no text to parse: the answer is {what}; expected JSON")
+        value, error = extract_json(candidate.content)
+        if error is not None:
+            return self.failed(error)
+        return self.passed(f"valid JSON ({_kind(value)})")
+
+
+class JSONSchemaValidator(Validator):
+    """The answer's JSON matches ``request.schema`` (Draft 2020-12 unless the schema says otherwise).
+
+    Runs only when the request has a schema. OpenAI's ``response_format`` wrappers are unwrapped.
+    The message gives the most relevant violation as a path and a reason. ``check_formats``
+    also checks ``format`` keywords (dates, emails...) where jsonschema can.
+    """
+
+    name = "json-schema"
+
+    def __init__(self, *, check_formats: bool = True) -> None:
+        self.check_formats = check_formats
+        self._compiled: dict[str, Any] = {}
+
+    def applies(self, request: Request) -> bool:
+        """Only requests with a schema."""
+        return request.schema is not None
+
+    def check(self, request: Request, candidate: Candidate) -> Check:
+        """Pass when the answer's JSON has no schema violation."""
+        validator = self._validator(request.schema or {})
+        if not candidate.content:
+            what = "a tool call" if candidate.tool_calls else "empty"
+            return self.failed(f"no text to check: the answer is {what}; expected JSON matching the schema")
+        value, error = extract_json(candidate.content)
+        if error is not None:
+            return self.failed(error)
+        try:
+            errors = list(validator.iter_errors(value))
+        except RecursionError:
+            return self.failed("the JSON is nested too deeply to check against the schema")
+        except Unresolvable as exc:
+            raise InputError(
+                f"the request's schema has a $ref that cannot be resolved ({exc}); "
+                "remote references are never fetched: inline the referenced schema under $defs"
+            ) from None
+        if not errors:
+            return self.passed("matches the schema")
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        return self.failed(describe_error(best_match(errors)) + more)
+
+    def _validator(self, schema: Mapping[str, Any]) -> Any:
+        key = json.dumps(schema, sort_keys=True, default=repr)
+        if key not in self._compiled:
+            if len(self._compiled) > 256:
+                self._compiled.clear()
+            inner = unwrap_schema(schema)
+            cls = validator_for(inner, default=Draft202012Validator)
+            try:
+                cls.check_schema(inner)
+            except SchemaError as exc:
+                raise InputError(
+                    f"the request's schema is not a valid JSON Schema: {describe_error(exc)}; fix the schema"
+                ) from None
+            checker = cls.FORMAT_CHECKER if self.check_formats else None
+            self._compiled[key] = cls(inner, format_checker=checker)
+        return self._compiled[key]
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return f"an object with {len(value)} key{'s' if len(value) != 1 else ''}"
+    if isinstance(value, list):
+        return f"an array of {len(value)}"
+    return "a " + {str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")

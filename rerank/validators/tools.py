@@ -1,0 +1,210 @@
+"""The tools validator: every call names an offered function and its arguments fit that function's schema."""
+
+from __future__ import annotations
+
+import ast
+import json
+from typing import Any, Mapping, Sequence
+
+from jsonschema import Draft202012Validator, SchemaError
+from jsonschema.exceptions import best_match
+from jsonschema.validators import validator_for
+
+from ..scorers.base import Validator
+from ..toolcalls import ParsedCall, match_function, parse_calls
+from ..types import Candidate, Check, Request
+from .json_validators import describe_error
+
+_TYPE_ALIASES = {
+    "string": "string", "str": "string", "char": "string", "character": "string", "text": "string",
+    "integer": "integer", "int": "integer", "long": "integer", "short": "integer", "byte": "integer",
+    "number": "number", "float": "number", "double": "number", "decimal": "number", "bigdecimal": "number",
+    "boolean": "boolean", "bool": "boolean",
+    "array": "array", "list": "array", "tuple": "array", "set": "array", "arraylist": "array",
+    "object": "object", "dict": "object", "map": "object", "hashmap": "object",
+    "null": "null",
+}
+_SUBSCHEMA_KEYS = ("items", "additionalProperties", "not", "if", "then", "else", "contains", "propertyNames")
+_SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SUBSCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+
+
+def normalise_schema(schema: Any) -> Any:
+    """A copy of a function's ``parameters`` schema in standard JSON Schema types.
+
+    Tool definitions often use language types (``dict``, ``float``, ``tuple``, ``String``,
+    ``Boolean``); these map to ``object``, ``number``, ``array``, ``string``, ``boolean``.
+    A type with no JSON Schema equivalent (``any``, ``Object``, a class name) is dropped, so
+    that argument is left unchecked rather than always failing.
+    """
+    if isinstance(schema, list):
+        return [normalise_schema(s) for s in schema]
+    if not isinstance(schema, Mapping):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "type":
+            types = [_TYPE_ALIASES.get(t.lower()) if isinstance(t, str) else None for t in (value if isinstance(value, list) else [value])]
+            if all(types):
+                out["type"] = types[0] if len(types) == 1 else types
+        elif key in _SUBSCHEMA_KEYS or key in _SUBSCHEMA_LISTS:
+            out[key] = normalise_schema(value)
+        elif key in _SUBSCHEMA_MAPS and isinstance(value, Mapping):
+            out[key] = {k: normalise_schema(v) for k, v in value.items()}
+        elif key == "required" and not isinstance(value, list):
+            continue
+        else:
+            out[key] = value
+    return out
+
+
+def coerce_strings(schema: Any, value: Any) -> Any:
+    """``value`` with strings that spell a non-string schema type (``"7"`` for an integer,
+    ``"true"`` for a boolean, ``"[1, 2]"`` for an array) replaced by what they spell."""
+    if not isinstance(schema, Mapping):
+        return value
+    types = schema.get("type")
+    types = set(types) if isinstance(types, list) else {types} if isinstance(types, str) else set()
+    if isinstance(value, str) and types and "string" not in types:
+        parsed = _spelled(value)
+        if parsed is not _NOTHING and _json_type(parsed) & types:
+            value = parsed
+    if isinstance(value, dict):
+        properties = schema.get("properties") if isinstance(schema.get("properties"), Mapping) else {}
+        return {k: coerce_strings(properties.get(k), v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [coerce_strings(schema.get("items"), v) for v in value]
+    return value
+
+
+_NOTHING = object()
+
+
+def _spelled(text: str) -> Any:
+    text = text.strip()
+    if len(text) > 100_000:
+        return _NOTHING
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+        return _NOTHING
+
+
+def _json_type(value: Any) -> set[str]:
+    if isinstance(value, bool):
+        return {"boolean"}
+    if isinstance(value, int):
+        return {"integer", "number"}
+    if isinstance(value, float):
+        return {"number", "integer"} if value.is_integer() else {"number"}
+    if isinstance(value, dict):
+        return {"object"}
+    if isinstance(value, (list, tuple)):
+        return {"array"}
+    if value is None:
+        return {"null"}
+    return set()
+
+
+class ToolCallValidator(Validator):
+    """Each call in the answer names an offered function and passes its ``parameters`` schema.
+
+    Calls are read by :func:`rerank.toolcalls.parse_calls` (native ``tool_calls``, JSON or Python
+    call syntax). Names match exactly, else with ``.``/``-``/``_`` alike. Options:
+
+    - ``require_call`` (default True): an answer with no call fails. Right for requests that need
+      a call, wrong for those that should be answered in text (the message says so); False lets
+      text answers pass, so only malformed calls fail.
+    - ``allow_extra_arguments`` (default False): an argument the function does not declare fails
+      unless its schema allows additional properties.
+    - ``coerce_strings`` (default False): accept a string that spells the declared type
+      (``"7"`` for an integer), as tools wrapping Java or JavaScript often receive.
+
+    An optional argument given as null counts as not given.
+    """
+
+    name = "tools"
+
+    def __init__(
+        self, *, require_call: bool = True, allow_extra_arguments: bool = False, coerce_strings: bool = False
+    ) -> None:
+        self.require_call = require_call
+        self.allow_extra_arguments = allow_extra_arguments
+        self.coerce_strings = coerce_strings
+        self._validators: dict[str, Any] = {}
+
+    def applies(self, request: Request) -> bool:
+        """Only requests that offer tools."""
+        return bool(request.tools)
+
+    def check(self, request: Request, candidate: Candidate) -> Check:
+        """Pass when there is at least one call and every call is to an offered function with valid arguments."""
+        calls = parse_calls(candidate, tools=request.tools)
+        if not calls:
+            if self.require_call:
+                return self.failed("no tool call found: the answer is text only (right only if no offered function fits)")
+            return self.passed("no tool call: the answer is text only")
+        problems = [p for p in (self._problem(i, call, request.tools, len(calls)) for i, call in enumerate(calls)) if p]
+        if problems:
+            more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
+            return self.failed(problems[0] + more)
+        names = ", ".join(dict.fromkeys(match_function(c.name, request.tools)["name"] for c in calls))
+        return self.passed(f"{len(calls)} valid call{'s' if len(calls) > 1 else ''} to {names}")
+
+    def _problem(self, index: int, call: ParsedCall, tools: Sequence[Mapping[str, Any]], count: int) -> str | None:
+        label = f"call {index + 1} ({call.name or '?'})" if count > 1 else f"call to {call.name or '?'}"
+        if call.error or call.arguments is None:
+            return f"{label}: {call.error or 'arguments could not be read'}"
+        function = match_function(call.name, tools)
+        if function is None:
+            offered = ", ".join(f.get("function", f).get("name", "?") for f in tools if isinstance(f, Mapping))
+            return f"{label}: {call.name!r} is not an offered function (offered: {offered})"
+        schema = function.get("parameters")
+        if not isinstance(schema, Mapping):
+            return None if not call.arguments else f"{label}: {function['name']} takes no parameters"
+        if not self.allow_extra_arguments:
+            extra = self._extra_arguments(schema, call.arguments)
+            if extra:
+                known = ", ".join(schema.get("properties", {})) or "none"
+                return f"{label}: {', '.join(map(repr, extra))} {'is not a parameter' if len(extra) == 1 else 'are not parameters'} of {function['name']} (parameters: {known})"
+        validator = self._validator(schema)
+        if validator is None:
+            return None
+        required = schema.get("required") if isinstance(schema.get("required"), list) else []
+        # null for an optional parameter (``timeout=None``) means "not given", as leaving it out does
+        arguments = {k: v for k, v in call.arguments.items() if v is not None or k in required}
+        if self.coerce_strings:
+            arguments = coerce_strings(normalise_schema(schema), arguments)
+        try:
+            error = best_match(validator.iter_errors(arguments))
+        except RecursionError:
+            return f"{label}: arguments are nested too deeply to check"
+        if error is not None:
+            return f"{label}: {describe_error(error, root='arguments')}"
+        return None
+
+    @staticmethod
+    def _extra_arguments(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> list[str]:
+        properties = schema.get("properties")
+        if not isinstance(properties, Mapping) or "additionalProperties" in schema or "patternProperties" in schema:
+            return []
+        return [key for key in arguments if key not in properties]
+
+    def _validator(self, schema: Mapping[str, Any]) -> Any:
+        """A compiled validator for a function's parameters, or None when the schema is not valid JSON Schema."""
+        key = json.dumps(schema, sort_keys=True, default=repr)
+        if key not in self._validators:
+            if len(self._validators) > 512:
+                self._validators.clear()
+            normalised = normalise_schema(schema)
+            cls = validator_for(normalised, default=Draft202012Validator)
+            try:
+                cls.check_schema(normalised)
+                self._validators[key] = cls(normalised)
+            except SchemaError:
+                self._validators[key] = None
+        return self._validators[key]
