@@ -202,6 +202,14 @@ def run_measured(command: Sequence[str], *, timeout: float = 3600.0) -> ProcessR
     return ProcessRun(seconds, returncode, usage.ru_maxrss * scale, stderr)
 
 
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and its finished children so far."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The ``q``-th percentile (0-100) with linear interpolation."""
     import numpy as np

@@ -30,7 +30,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from common import Pool, RESULTS_DIR, default_pool_files, describe_machine, machine, markdown_table, read_pools, write_json
+from common import (
+    RESULTS_DIR, Pool, cpu_seconds, default_pool_files, describe_machine, machine, markdown_table, read_pools, write_json,
+)
 
 from rerank import Candidate, Reranker
 from rerank.errors import ConfigError, RerankError
@@ -283,9 +285,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(render(result), flush=True)
             results.append(result)
     total = time.perf_counter() - started
-    print(f"Total time: {total:.0f} s.")
+    cpu = cpu_seconds()
+    print(f"Total time: {total:.0f} s wall, {cpu:.0f} s CPU (this process and its sandboxes).")
     out = write_json(args.json, {"benchmark": "quality", "machine": info, "limit": args.limit,
-                                 "seconds": round(total, 1), "runs": results})
+                                 "seconds": round(total, 1), "cpu_seconds": round(cpu, 1), "runs": results})
     print(f"numbers written to {out}", file=sys.stderr)
     return 1 if any(r.get("error") for r in results) else 0
 

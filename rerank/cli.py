@@ -56,7 +56,7 @@ def scoring_options(func: Any) -> Any:
                      help="Override one scorer's weight (repeatable); 0 turns it off."),
         click.option("--weights", "weights_file", type=click.Path(dir_okay=False), metavar="FILE",
                      help="JSON object of scorer weights."),
-        click.option("--model", metavar="DIR",
+        click.option("--embedding-model", "model", metavar="DIR",
                      help="Embedding model directory (default: the bundled all-MiniLM-L6-v2)."),
         click.option("--strict", is_flag=True,
                      help="Fail a pool when no candidate passes its validators."),
@@ -198,6 +198,49 @@ def _count_lines(stream: BinaryIO) -> int | None:
         return count + (last != b"\n")
     except (OSError, ValueError):
         return None
+
+
+from .generate import MAX_CANDIDATES  # noqa: E402 - for `generate` below
+
+
+@main.command("generate")
+@click.argument("input_file", metavar="INPUT", type=click.File("rb"))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default="-",
+              help="Where to write the output lines (default: stdout).")
+@click.option("--base-url", envvar="OPENAI_BASE_URL", metavar="URL",
+              help="OpenAI-compatible API, e.g. http://localhost:8000/v1 (default: $OPENAI_BASE_URL, else OpenAI).")
+@click.option("--api-key", envvar="OPENAI_API_KEY", metavar="KEY",
+              help="API key (default: $OPENAI_API_KEY; a local server given by --base-url needs none).")
+@click.option("-n", "n", type=click.IntRange(1, MAX_CANDIDATES), default=4, show_default=True,
+              help="Candidates generated per request.")
+@click.option("--model", "llm_model", metavar="NAME", help="Send every request to this model instead of its body's.")
+@click.option("-j", "--concurrency", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Input lines in flight at once (each fans out to its n candidates).")
+@click.option("--max-retries", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Retries of a failed request (rate limits, 5xx, connection errors) before its error line.")
+@click.option("--resume", is_flag=True,
+              help="Skip the custom_ids OUTPUT already answers and append the rest.")
+@click.option("--overwrite", is_flag=True, help="Replace an OUTPUT that already holds answers.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+@scoring_options
+def generate(input_file: BinaryIO, output: str, base_url: str | None, api_key: str | None, n: int,
+             llm_model: str | None, concurrency: int, max_retries: int, resume: bool, overwrite: bool,
+             quiet: bool, **scoring: Any) -> None:
+    """Answer every request of INPUT (OpenAI Batch API JSONL, or - for stdin) with the best of N.
+
+    Input lines: {"custom_id", "method": "POST", "url": "/v1/chat/completions" | "/v1/responses",
+    "body": {...}}. Output lines, as they finish: {"id", "custom_id", "response": {"status_code",
+    "request_id", "body"}, "error"}; the body is the chosen completion, its ranking in "rerank".
+    Exit 0 when every line succeeded, 1 when some failed, 2 on usage errors, 130 after Ctrl-C.
+    """
+    from .batch import generate_main
+
+    reranker = build_reranker(**scoring)
+    sys.exit(generate_main(
+        input_file, output=output, reranker=reranker, base_url=base_url, api_key=api_key, n=n,
+        model=llm_model, concurrency=concurrency, max_retries=max_retries, resume=resume,
+        overwrite=overwrite, quiet=quiet, total=_count_lines(input_file), argv=sys.argv[1:],
+    ))
 
 
 if __name__ == "__main__":

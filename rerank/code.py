@@ -161,6 +161,27 @@ def unfinished(tree: ast.Module) -> str | None:
     return None
 
 
+def undefined_names(tree: ast.Module, *, limit: int = 5) -> list[str]:
+    """Names the code reads but never binds, imports or gets from builtins (pyflakes' scope rules)."""
+    from pyflakes import messages
+    from pyflakes.checker import Checker
+
+    found = [
+        m.message_args[0]
+        for m in Checker(tree, filename="<candidate>").messages
+        if isinstance(m, (messages.UndefinedName, messages.UndefinedLocal))
+    ]
+    return list(dict.fromkeys(found))[:limit]
+
+
+def completion_of(code: str, query: str) -> str:
+    """The part of ``code`` the candidate wrote itself: the code after the prompt it repeats, if any."""
+    prompt = query.strip()
+    if prompt and prompt in code:
+        return code[code.index(prompt) + len(prompt):]
+    return code
+
+
 def balanced_end(text: str, start: int, *, limit: int = 20_000) -> int | None:
     """Index just past the bracket that closes the one at ``text[start]``, skipping string literals."""
     pairs = {"(": ")", "[": "]", "{": "}"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import textwrap
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -24,19 +26,35 @@ PROFILES: dict[str, Profile] = {
     ),
     "tools": Profile("tools", {"consensus": 1.0, "relevance": 0.3}, ("tools",)),
     "json": Profile("json", {"consensus": 1.0, "relevance": 0.5}, ("json-schema",)),
-    "code": Profile("code", {"consensus": 1.0, "relevance": 0.3}),
+    "code": Profile("code", {"code-consensus": 1.0, "simplicity": 0.3}),
+    "code-exec": Profile("code-exec", {"execution": 1.0, "code-consensus": 0.5, "simplicity": 0.3}),
 }
 
 CODE_VALIDATORS = {"python", "python-doctest"}
+EXECUTING_VALIDATORS = {"python-doctest"}
+
+
+def asks_for_code(request: Request) -> bool:
+    """True when the query is itself a Python function stub (a signature and a docstring to complete)."""
+    try:
+        tree = ast.parse(textwrap.dedent(request.query))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return any(isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) for node in tree.body)
 
 
 def choose_profile(request: Request, validators: Sequence[str] = ()) -> Profile:
-    """The profile for this request: tools > schema > code validators > context > chat."""
+    """The profile for this request: tools > schema > code > context > chat.
+
+    Code that runs (``code-exec``) only when the user named a validator that executes code.
+    """
     if request.tools:
         return PROFILES["tools"]
     if request.schema is not None:
         return PROFILES["json"]
-    if CODE_VALIDATORS & set(validators):
+    if EXECUTING_VALIDATORS & set(validators):
+        return PROFILES["code-exec"]
+    if CODE_VALIDATORS & set(validators) or asks_for_code(request):
         return PROFILES["code"]
     if request.context:
         return PROFILES["grounded"]

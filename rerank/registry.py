@@ -16,6 +16,10 @@ BUILTIN_SCORERS: dict[str, str] = {
     "bm25": "rerank.scorers.bm25:BM25Relevance",
     "bm25-grounding": "rerank.scorers.bm25:BM25Grounding",
     "consensus": "rerank.scorers.consensus:Consensus",
+    "tool-consensus": "rerank.scorers.tool_consensus:ToolConsensus",
+    "code-consensus": "rerank.scorers.code:CodeConsensus",
+    "simplicity": "rerank.scorers.code:Simplicity",
+    "execution": "rerank.scorers.execution:ExecutionConsensus",
 }
 
 BUILTIN_VALIDATORS: dict[str, str] = {

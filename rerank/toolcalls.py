@@ -7,8 +7,8 @@ Models call tools in many shapes: native ``tool_calls``; JSON (``{"name", "argum
 offered function a (possibly rewritten) name refers to; :func:`canonical_call` gives a hashable
 form under which identical calls written differently compare equal.
 
-Python syntax is read with ``ast`` and each argument with ``ast.literal_eval``; nothing is
-evaluated. A bare name as an argument value (``f(monitor=dbMonitor)``, common when the tool
+Python syntax is read with ``ast`` and each argument with ``ast.literal_eval`` (plus bounded
+arithmetic on number literals, ``p=1/6``); nothing is evaluated. A bare name as an argument value (``f(monitor=dbMonitor)``, common when the tool
 wraps Java or JavaScript) is read as the string of its source text.
 """
 

@@ -156,14 +156,15 @@ def test_tools_failures_name_the_problem():
     assert "not valid JSON" in bad_json.message
 
 
-def test_tools_text_answer_fails_by_default_and_passes_when_calls_are_optional():
-    # a real candidate from bfcl_v1/relevance_0
+def test_tools_text_answer_passes_by_default_and_fails_when_a_call_is_required():
+    # a real candidate from bfcl_v1/relevance_0: answering in text is right there
     text = "I'm sorry, but I don't have a function to calculate the area of a triangle. The only function I have is to determine body mass index given weight and height."
-    refused = tools_check(text)
+    assert tools_check(text).passed
+    assert tools_check(text).message == "no tool call: the answer is text only"
+    refused = tools_check(text, require_call=True)
     assert not refused.passed and refused.message.startswith("no tool call found")
-    assert tools_check(text, require_call=False).passed
     assert not tools_check("", require_call=True).passed
-    assert not tools_check("[]").passed
+    assert not tools_check("[]", require_call=True).passed
 
 
 def test_tools_string_coercion_is_opt_in():
@@ -249,6 +250,7 @@ def test_python_static_failures():
     assert "no Python code found" in check(v, "q", "").message
     assert "no Python code found" in check(v, "q", "```json\n{}\n```").message
     assert "return' outside function" in check(v, "q", "return 1").message
+    assert "no Python statements" in check(v, "Is Paris in France?", "Yes").message
 
 
 def test_python_static_reads_fenced_code_and_optional_entry_point():

@@ -23,6 +23,7 @@ from ..code import (
     parse_python,
     query_signature,
     signature_problem,
+    undefined_names,
     unfinished,
 )
 from ..errors import ConfigError
@@ -48,8 +49,8 @@ class PythonValidator(Validator):
     Code is the answer's ```python blocks, else its untagged blocks, else its whole text. The
     function is ``entry_point`` or the one the query defines (a HumanEval-style prompt) or names;
     when the query gives its signature, the code's must accept the same positional arguments.
-    Stubs (a body of only ``pass`` / ``...`` / a docstring) and ``NotImplementedError`` fail.
-    Nothing is executed.
+    Stubs (a body of only ``pass`` / ``...`` / a docstring) and ``NotImplementedError`` fail, and
+    so does a name used but never defined or imported (a certain NameError). Nothing is executed.
     """
 
     name = "python"
@@ -75,6 +76,8 @@ class PythonValidator(Validator):
         tree, problem = parse_python(code)
         if tree is None:
             return _Static(code, problem=problem)
+        if all(isinstance(s, ast.Expr) and isinstance(s.value, (ast.Constant, ast.Name)) for s in tree.body):
+            return _Static(code, problem="the answer holds no Python statements, only bare names or constants")
         entry = self.entry_point or _entry_point(request.query)
         if entry:
             found = function_def(tree, entry)
@@ -88,6 +91,9 @@ class PythonValidator(Validator):
         stub = unfinished(tree)
         if stub:
             return _Static(code, entry, f"the code looks unfinished: {stub}")
+        missing = undefined_names(tree)
+        if missing:
+            return _Static(code, entry, f"the code uses names it never defines or imports: {', '.join(missing)}")
         return _Static(code, entry)
 
 

@@ -116,9 +116,9 @@ class ToolCallValidator(Validator):
     Calls are read by :func:`rerank.toolcalls.parse_calls` (native ``tool_calls``, JSON or Python
     call syntax). Names match exactly, else with ``.``/``-``/``_`` alike. Options:
 
-    - ``require_call`` (default True): an answer with no call fails. Right for requests that need
-      a call, wrong for those that should be answered in text (the message says so); False lets
-      text answers pass, so only malformed calls fail.
+    - ``require_call`` (default False): an answer with no call fails. Off by default because
+      some requests should be answered in text (no offered function fits); whether to call at
+      all is better decided by agreement across the pool (the ``tool-consensus`` scorer).
     - ``allow_extra_arguments`` (default False): an argument the function does not declare fails
       unless its schema allows additional properties.
     - ``coerce_strings`` (default False): accept a string that spells the declared type
@@ -130,7 +130,7 @@ class ToolCallValidator(Validator):
     name = "tools"
 
     def __init__(
-        self, *, require_call: bool = True, allow_extra_arguments: bool = False, coerce_strings: bool = False
+        self, *, require_call: bool = False, allow_extra_arguments: bool = False, coerce_strings: bool = False
     ) -> None:
         self.require_call = require_call
         self.allow_extra_arguments = allow_extra_arguments
@@ -142,7 +142,7 @@ class ToolCallValidator(Validator):
         return bool(request.tools)
 
     def check(self, request: Request, candidate: Candidate) -> Check:
-        """Pass when there is at least one call and every call is to an offered function with valid arguments."""
+        """Pass when every call is to an offered function with valid arguments (and, with ``require_call``, there is one)."""
         calls = parse_calls(candidate, tools=request.tools)
         if not calls:
             if self.require_call:

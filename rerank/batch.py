@@ -1,0 +1,554 @@
+"""`rerank generate`: OpenAI Batch API input lines in, the best of N answers out, in that format.
+
+Each input line ``{"custom_id", "method": "POST", "url": "/v1/chat/completions" | "/v1/responses",
+"body"}`` is sent through a client made by :func:`rerank.wrap`, so fan-out and selection are the
+middleware's own. Each answer becomes one output line ``{"id", "custom_id", "response":
+{"status_code", "request_id", "body"}, "error"}`` whose ``body`` is the chosen completion with its
+ranking in ``body["rerank"]``. Output lines come in completion order, each written whole with one
+write and flushed, so a run killed at any moment leaves only whole lines behind (at worst a torn
+last one, which ``--resume`` repairs).
+
+Failures are lines too. An input line that cannot run (bad JSON, no ``custom_id``, unknown
+``url``, no ``body``, a repeated ``custom_id``) gets ``response: null`` and an ``error`` holding
+``code``, ``message`` and the input ``line``; an upstream failure after the SDK's retries keeps
+the upstream's answer in ``response`` and says what happened in ``error``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import shlex
+import signal
+import threading
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Iterable, Mapping, Sequence
+
+from .errors import AllCandidatesFailedError, ConfigError, GenerationError, InputError
+from .generate import Kind
+from .jsonl import Line, dumps, parse_line, read_lines
+from .progress import Progress
+
+URLS: dict[str, Kind] = {"/v1/chat/completions": "chat", "/v1/responses": "responses"}
+"""The Batch API urls answered, and the API kind each one is."""
+
+EXIT_INTERRUPTED = 130
+# Keyword arguments of the SDK's create() that are not request fields: a body key with one of
+# these names is sent as a body field, never taken as an SDK option.
+_SDK_OPTIONS = {"extra_headers", "extra_query", "extra_body", "timeout"}
+_RETRIED_STATUSES = {408, 409, 429}
+
+
+@dataclass(frozen=True)
+class Task:
+    """One input line ready to send: where it came from, its id, its API and its body."""
+
+    line: int
+    custom_id: str
+    kind: Kind
+    body: dict[str, Any]
+
+
+@dataclass
+class Answered:
+    """What an existing OUTPUT already holds, for ``--resume``.
+
+    ``custom_ids``: ids answered (or failed upstream); ``lines``: input lines already reported as
+    unusable; ``failed``: error lines among them.
+    """
+
+    custom_ids: set[str] = field(default_factory=set)
+    lines: set[int] = field(default_factory=set)
+    failed: int = 0
+
+    def __len__(self) -> int:
+        return len(self.custom_ids) + len(self.lines)
+
+
+@dataclass
+class Summary:
+    """How a run went: lines written and failed, and whether Ctrl-C stopped it early."""
+
+    written: int = 0
+    failed: int = 0
+    interrupted: bool = False
+    abandoned: int = 0
+    """Lines still in flight when a second Ctrl-C gave up on them (they are not written)."""
+
+
+# --- output lines ---------------------------------------------------------------------------
+
+
+def output_line(custom_id: Any, *, response: Mapping[str, Any] | None = None,
+                error: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One Batch API output line."""
+    return {"id": f"batch_req_{uuid.uuid4().hex}", "custom_id": custom_id,
+            "response": dict(response) if response is not None else None,
+            "error": dict(error) if error is not None else None}
+
+
+def line_error(custom_id: Any, code: str, message: str, line: int) -> dict[str, Any]:
+    """The output line for input line ``line``, which cannot be sent."""
+    return output_line(custom_id, error={"code": code, "message": message, "line": line})
+
+
+def encode(record: Mapping[str, Any]) -> bytes:
+    """One output line as UTF-8 bytes, newline included (lone surrogates fall back to \\u escapes)."""
+    try:
+        return (dumps(record) + "\n").encode("utf-8")
+    except UnicodeEncodeError:
+        return (json.dumps(record, separators=(",", ":")) + "\n").encode("ascii")
+
+
+class Writer:
+    """Writes output lines whole (one write, then flush) from any thread, and counts them.
+
+    After :meth:`close`, or once a write has failed (see :attr:`error`), nothing more is
+    written: a line still in flight then is dropped whole.
+    """
+
+    def __init__(self, target: BinaryIO, *, progress: Progress | None = None) -> None:
+        self._target = target
+        self._progress = progress
+        self._lock = threading.Lock()
+        self._closed = False
+        self.written = 0
+        self.failed = 0
+        self.error: OSError | None = None
+        """Why writing failed (a full disk, a closed pipe); nothing more is written after it."""
+
+    def write(self, record: Mapping[str, Any]) -> bool:
+        """Write one line; False when the writer is closed."""
+        data = memoryview(encode(record))
+        failed = record.get("error") is not None
+        with self._lock:
+            if self._closed:
+                return False
+            try:
+                while data:
+                    count = self._target.write(data)
+                    data = data[count if count is not None else len(data):]
+                self._target.flush()
+            except OSError as exc:
+                self.error, self._closed = exc, True
+                return False
+            self.written += 1
+            self.failed += failed
+            if self._progress is not None:
+                self._progress.advance(failed=failed)
+        return True
+
+    def close(self) -> None:
+        """Write nothing more (waits for a write under way to finish)."""
+        with self._lock:
+            self._closed = True
+
+
+# --- reading input and existing output ------------------------------------------------------
+
+
+def screen(line: Line, *, model: str | None = None) -> tuple[Any, Task | dict[str, Any]]:
+    """The custom_id of an input line and its Task, or the error line it gets instead.
+
+    ``model`` replaces the body's model.
+    """
+    if line.error:
+        return None, line_error(None, "invalid_line", line.error, line.number)
+    value = line.value or {}
+    custom_id = value.get("custom_id")
+    if not isinstance(custom_id, str) or not custom_id:
+        shown = custom_id if isinstance(custom_id, (int, float)) and not isinstance(custom_id, bool) else None
+        return None, line_error(shown, "missing_custom_id",
+                                f'line {line.number} needs "custom_id": a non-empty string naming the request',
+                                line.number)
+    method = value.get("method", "POST")
+    if method != "POST":
+        return custom_id, line_error(custom_id, "invalid_method",
+                                     f'line {line.number}: "method" must be "POST", got {method!r}', line.number)
+    url = value.get("url")
+    kind = URLS.get(url) if isinstance(url, str) else None
+    if kind is None:
+        return custom_id, line_error(custom_id, "invalid_url",
+                                     f'line {line.number}: unknown "url" {url!r}; use {" or ".join(URLS)}',
+                                     line.number)
+    body = value.get("body")
+    if not isinstance(body, dict):
+        return custom_id, line_error(custom_id, "missing_body",
+                                     f'line {line.number} needs "body": the request as a JSON object',
+                                     line.number)
+    body = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}  # a file cannot stream
+    if model:
+        body["model"] = model
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        return custom_id, line_error(custom_id, "missing_model",
+                                     f'line {line.number}: the body names no "model"; add one or pass --model',
+                                     line.number)
+    return custom_id, Task(line.number, custom_id, kind, body)
+
+
+def read_answered(path: str | Path, *, notify: Callable[[str], None] = lambda message: None) -> Answered:
+    """What OUTPUT already holds, after repairing a torn last line left by a killed run.
+
+    A last line without its newline is completed when it is a whole output line, else cut off
+    (its request runs again). A broken line anywhere else raises InputError: appending to a file
+    that is no longer valid JSONL would hide the damage.
+    """
+    path = Path(path)
+    answered = Answered()
+    if not path.exists():
+        return answered
+    _repair_tail(path, notify)
+    with open(path, "rb") as f:
+        for line in read_lines(f):
+            if line.error == f"line {line.number} is empty":
+                continue
+            value = line.value
+            if value is None or "custom_id" not in value or "error" not in value:
+                reason = line.error or "it is not a batch output line (no custom_id or error)"
+                raise InputError(
+                    f"cannot resume: {path} line {line.number} is damaged ({reason}); fix or delete that "
+                    "line, then run again with --resume (its request will be sent again)"
+                )
+            error = value["error"]
+            answered.failed += error is not None
+            if isinstance(error, Mapping) and isinstance(error.get("line"), int):
+                answered.lines.add(error["line"])
+            elif isinstance(value["custom_id"], str):
+                answered.custom_ids.add(value["custom_id"])
+    return answered
+
+
+def _repair_tail(path: Path, notify: Callable[[str], None]) -> None:
+    with open(path, "r+b") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return
+        start = size
+        while start > 0:  # find the start of the last line, a block at a time
+            step = min(start, 1 << 16)
+            f.seek(start - step)
+            block = f.read(step)
+            newline = block.rfind(b"\n")
+            if newline >= 0:
+                start = start - step + newline + 1
+                break
+            start -= step
+        f.seek(start)
+        tail = f.read()
+        line = parse_line(tail.strip(), 1)
+        if tail.strip() and line.value is not None and "custom_id" in line.value:
+            f.seek(0, os.SEEK_END)
+            f.write(b"\n")
+            notify(f"completed the last line of {path}, which had lost its newline")
+        else:
+            f.truncate(start)
+            notify(f"dropped a torn last line of {path} ({len(tail)} bytes) left by an interrupted run; "
+                   "its request runs again")
+
+
+# --- answering one line ---------------------------------------------------------------------
+
+
+_FIELDS: dict[Kind, set[str]] = {}
+
+
+def _fields(kind: Kind, create: Callable[..., Any]) -> set[str]:
+    """The request fields the SDK's ``create`` takes as keyword arguments."""
+    if kind not in _FIELDS:
+        _FIELDS[kind] = {name for name, p in inspect.signature(create).parameters.items()
+                         if p.kind is inspect.Parameter.KEYWORD_ONLY} - _SDK_OPTIONS
+    return _FIELDS[kind]
+
+
+def answer(client: Any, task: Task, *, max_retries: int) -> dict[str, Any]:
+    """Send one task through a wrapped ``openai.OpenAI`` client; its output line, never an exception.
+
+    Body fields the SDK's ``create`` does not name (server-specific ones such as vLLM's) go in
+    ``extra_body``, so they reach the server unchanged.
+    """
+    import openai
+
+    resource = client.chat.completions if task.kind == "chat" else client.responses
+    known = _fields(task.kind, resource.create)
+    arguments = {k: v for k, v in task.body.items() if k in known}
+    extra = {k: v for k, v in task.body.items() if k not in known}
+    try:
+        raw = resource.with_raw_response.create(**arguments, extra_body=extra or None)
+    except openai.APIStatusError as exc:
+        status = exc.status_code
+        retried = max_retries and (status in _RETRIED_STATUSES or status >= 500)
+        tries = f" (after {max_retries} retries)" if retried else ""
+        try:
+            body: Any = exc.response.json()
+        except ValueError:
+            body = exc.response.text[:2000]
+        response = {"status_code": status, "request_id": exc.request_id or _request_id(), "body": body}
+        code = getattr(exc, "code", None) or f"http_{status}"
+        return output_line(task.custom_id, response=response, error={
+            "code": str(code), "message": f"the server answered HTTP {status}{tries}: {exc.message}"})
+    except openai.APITimeoutError:
+        return _failed(task, "timeout", f"the request timed out (after {max_retries} retries)")
+    except openai.APIConnectionError as exc:
+        cause = f": {type(exc.__cause__).__name__}: {exc.__cause__}" if exc.__cause__ else ""
+        return _failed(task, "connection_error", f"cannot reach the server (after {max_retries} retries){cause}")
+    except openai.APIResponseValidationError as exc:
+        return _failed(task, "invalid_response", str(exc.message))
+    except AllCandidatesFailedError as exc:
+        return _failed(task, "all_candidates_failed", str(exc))
+    except GenerationError as exc:
+        return _failed(task, "generation_failed", str(exc))
+    except (ConfigError, InputError, TypeError) as exc:  # TypeError: the SDK refusing the body's fields
+        return _failed(task, "invalid_request", f"line {task.line}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - one line must not stop the run, and must not vanish
+        return _failed(task, "internal_error", f"{type(exc).__name__}: {exc}")
+    parsed = parse_line(raw.content, 1)
+    if parsed.value is None:
+        return _failed(task, "invalid_response", (parsed.error or "").replace("line 1", "the response body", 1))
+    response = {"status_code": raw.status_code, "request_id": raw.headers.get("x-request-id") or _request_id(),
+                "body": parsed.value}
+    return output_line(task.custom_id, response=response)
+
+
+def _failed(task: Task, code: str, message: str) -> dict[str, Any]:
+    return output_line(task.custom_id, error={"code": code, "message": message})
+
+
+def _request_id() -> str:
+    return f"rerank-batch-{uuid.uuid4().hex}"
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+class Interrupts:
+    """Ctrl-C during a run: the first stops taking new lines, the second abandons those in flight.
+
+    Installed only in the main thread (elsewhere Python cannot take signals); restores the
+    previous handler on exit.
+    """
+
+    def __init__(self, notify: Callable[[str], None]) -> None:
+        self.stop = threading.Event()
+        self.abandon = threading.Event()
+        self._notify = notify
+        self._announced = False
+        self._previous: Any = None
+
+    def __enter__(self) -> "Interrupts":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        # Only flags here: writing from a signal handler could re-enter a write under way.
+        if self.stop.is_set():
+            self.abandon.set()
+        self.stop.set()
+
+    def announce(self, in_flight: int) -> None:
+        """Say once, after the first Ctrl-C, what happens next."""
+        if self.stop.is_set() and not self._announced:
+            self._announced = True
+            self._notify(f"interrupted: sending no new lines; finishing the {in_flight} in flight "
+                         "(Ctrl-C again to stop at once)")
+
+
+def run(client: Any, lines: Iterable[Line], writer: Writer, *, answered: Answered | None = None,
+        model: str | None = None, concurrency: int = 4, max_retries: int = 2,
+        interrupts: Interrupts | None = None) -> Summary:
+    """Answer every input line not already in ``answered``, ``concurrency`` lines at a time.
+
+    ``client`` is a wrapped ``openai.OpenAI`` client; ``model`` overrides each body's model.
+    Raises the OSError that stopped ``writer`` (a full disk, a closed pipe) once the lines in
+    flight are done.
+    """
+    answered = answered or Answered()
+    interrupts = interrupts or Interrupts(lambda message: None)
+    seen: set[str] = set()
+    slots = threading.Semaphore(concurrency)
+    in_flight: set[Future] = set()
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="rerank-batch")
+
+    def work(task: Task) -> None:
+        try:
+            record = answer(client, task, max_retries=max_retries)
+        except BaseException as exc:  # noqa: BLE001 - answer() catches everything; this is a last guard
+            record = _failed(task, "internal_error", f"{type(exc).__name__}: {exc}")
+        writer.write(record)
+
+    try:
+        for line in lines:
+            if interrupts.stop.is_set() or writer.error is not None:
+                break
+            if line.error == f"line {line.number} is empty":
+                continue  # a blank line holds no request (a trailing one is common)
+            custom_id, outcome = screen(line, model=model)
+            reported = line.number in answered.lines
+            if isinstance(custom_id, str) and custom_id in seen and not isinstance(outcome, dict):
+                outcome = line_error(custom_id, "duplicate_custom_id",
+                                     f"line {line.number} repeats custom_id {custom_id!r} of an earlier line; "
+                                     "give every request its own", line.number)
+            if isinstance(custom_id, str):
+                seen.add(custom_id)
+            if isinstance(outcome, dict):
+                if not reported:
+                    writer.write(outcome)
+                continue
+            if outcome.custom_id in answered.custom_ids:
+                continue
+            if not _take(slots, interrupts.stop):
+                break
+            future = pool.submit(work, outcome)
+            future.add_done_callback(lambda _: slots.release())
+            in_flight = {f for f in in_flight if not f.done()} | {future}
+        in_flight = {f for f in in_flight if not f.done()}
+        while in_flight and not interrupts.abandon.is_set():
+            interrupts.announce(len(in_flight))
+            _, in_flight = wait(in_flight, timeout=0.2)
+    finally:
+        abandon = bool(in_flight) and interrupts.abandon.is_set()
+        if abandon:
+            writer.close()  # abandoned lines are not written: --resume sends them again
+        pool.shutdown(wait=not abandon, cancel_futures=True)
+    if writer.error is not None:
+        raise writer.error
+    return Summary(written=writer.written, failed=writer.failed, interrupted=interrupts.stop.is_set(),
+                   abandoned=sum(not f.done() for f in in_flight))
+
+
+def _take(slots: threading.Semaphore, stop: threading.Event) -> bool:
+    """Wait for a free slot; False (holding none) when ``stop`` is set meanwhile."""
+    while not slots.acquire(timeout=0.2):
+        if stop.is_set():
+            return False
+    if stop.is_set():
+        slots.release()
+        return False
+    return True
+
+
+def resume_command(argv: Sequence[str]) -> str:
+    """The command that continues an interrupted run: the same one with ``--resume``.
+
+    An API key given on the command line is left out (it is not echoed to the terminal).
+    """
+    args: list[str] = []
+    skip = False
+    hidden_key = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == "--api-key":
+            skip = hidden_key = True
+            continue
+        if arg.startswith("--api-key=") or arg == "--overwrite":
+            hidden_key = hidden_key or arg.startswith("--api-key=")
+            continue
+        args.append(arg)
+    if "--resume" not in args:
+        args.append("--resume")
+    command = shlex.join(["rerank", *args])
+    return command + (" --api-key KEY" if hidden_key else "")
+
+
+def open_output(path: str, *, append: bool) -> BinaryIO:
+    """OUTPUT for writing whole lines: an unbuffered file (appended to with ``append``), or stdout."""
+    import sys
+
+    if path == "-":
+        return sys.stdout.buffer
+    return open(path, "ab" if append else "wb", buffering=0)
+
+
+def generate_main(
+    input_file: BinaryIO, *, output: str, reranker: Any, base_url: str | None, api_key: str | None, n: int,
+    model: str | None, concurrency: int, max_retries: int, resume: bool, overwrite: bool, quiet: bool,
+    total: int | None, argv: Sequence[str],
+) -> int:
+    """Everything `rerank generate` does once its options are parsed; returns the exit code.
+
+    Usage errors raise ``click.UsageError``. ``total`` (input lines, if known) feeds the ETA;
+    ``argv`` (the command's arguments) makes the resume hint printed after Ctrl-C.
+    """
+    import sys
+
+    import click
+    import openai
+
+    from .middleware import wrap
+
+    def notify(message: str) -> None:
+        clear = "\r\x1b[K" if sys.stderr.isatty() and not quiet else ""  # over the progress line
+        click.echo(f"{clear}rerank generate: {message}", err=True)
+
+    if resume and overwrite:
+        raise click.UsageError("--resume continues OUTPUT and --overwrite replaces it: give one of them")
+    if resume and output == "-":
+        raise click.UsageError("--resume needs -o FILE: it reads the answers already in that file")
+    existing = Path(output) if output != "-" else None
+    if existing is not None and existing.is_file() and existing.stat().st_size and not (resume or overwrite):
+        raise click.UsageError(f"{output} already holds answers: pass --resume to continue it, "
+                               "or --overwrite to start again")
+    if not api_key:
+        if not base_url:
+            raise click.UsageError("no API key: set OPENAI_API_KEY or pass --api-key "
+                                   "(for a local server that needs none, pass --base-url)")
+        api_key = "none"  # local servers (vLLM, llama.cpp, Ollama) take any key
+    answered = Answered()
+    if resume:
+        try:
+            answered = read_answered(output, notify=notify if not quiet else lambda message: None)
+        except InputError as exc:
+            raise click.UsageError(str(exc)) from None
+        if answered and not quiet:
+            notify(f"resuming: {len(answered)} lines of {output} already answered, skipping them")
+    try:
+        client = wrap(openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=max_retries),
+                      n=n, reranker=reranker)
+    except (ConfigError, openai.OpenAIError) as exc:
+        raise click.UsageError(str(exc)) from None
+    progress = Progress("generate", total=max(total - len(answered), 0) if total is not None else None,
+                        enabled=not quiet)
+    try:
+        target = open_output(output, append=resume)
+    except OSError as exc:
+        raise click.UsageError(f"cannot write {output}: {exc}") from None
+    writer = Writer(target, progress=progress)
+    try:
+        with Interrupts(notify) as interrupts:
+            summary = run(client, read_lines(input_file), writer, answered=answered, model=model,
+                          concurrency=concurrency, max_retries=max_retries, interrupts=interrupts)
+    except OSError as exc:
+        progress.close()
+        notify(f"stopped: cannot write {output}: {exc}")
+        return 1
+    finally:
+        if output != "-":
+            target.close()
+    progress.close()
+    if summary.interrupted:
+        lost = f"; {summary.abandoned} lines in flight were abandoned" if summary.abandoned else ""
+        if output == "-":
+            notify(f"stopped after {summary.written} lines{lost}. The output went to stdout, so it cannot "
+                   "be resumed: next time write it to a file with -o FILE")
+        else:
+            notify(f"stopped after {summary.written} lines{lost}. To finish, run:\n  {resume_command(argv)}")
+        if summary.abandoned:
+            # Worker threads still wait on the abandoned requests; a normal exit would join them.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
+    return 1 if summary.failed or answered.failed else 0

@@ -1,0 +1,73 @@
+"""Execution consensus: run every candidate on the same probe inputs and reward agreeing behaviour.
+
+Programs that compute the same outputs on many inputs are likely right together (minimum Bayes
+risk over behaviour, as in MBR-exec and CodeT). Candidate code runs only in the sandbox, and this
+scorer runs only where it is named or where the user turned on ``python-doctest``.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
+
+import numpy as np
+
+from ..code import entry_point_of, extract_code
+from ..probes import probe_calls
+from ..sandbox import load_and_call
+from ..types import Candidate, Request
+from .base import Scorer
+
+
+class ExecutionConsensus(Scorer):
+    """Share of probe inputs on which each candidate's output equals other candidates' outputs.
+
+    Inputs on which fewer than half the candidates return a value are left out (likely invalid
+    inputs for this function). ``probes`` inputs per pool, ``timeout`` seconds per call, ``jobs``
+    sandboxed processes at once.
+    """
+
+    name = "execution"
+    min_spread = 0.02
+
+    def __init__(self, *, probes: int = 12, timeout: float = 2.0, memory_mb: int = 512, jobs: int = 2) -> None:
+        self.probes = probes
+        self.timeout = timeout
+        self.memory_mb = memory_mb
+        self.jobs = jobs
+
+    def applies(self, request: Request) -> bool:
+        return entry_point_of(request.query) is not None
+
+    def outputs(self, request: Request, candidates: Sequence[Candidate]) -> list[list[str | None]]:
+        """The repr of each candidate's result on each probe (None where it raised or timed out)."""
+        entry = entry_point_of(request.query)
+        calls = probe_calls(request.query, entry, count=self.probes) if entry else []
+        if not calls:
+            return [[] for _ in candidates]
+
+        def run(candidate: Candidate) -> list[str | None]:
+            code = extract_code(candidate.content or "")
+            outcome = load_and_call(code, calls, entry_point=entry, timeout=self.timeout, memory_mb=self.memory_mb)
+            return list(outcome.results)
+
+        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+            return list(pool.map(run, candidates))
+
+    def score(self, request: Request, candidates: Sequence[Candidate]) -> list[float]:
+        results = self.outputs(request, candidates)
+        n = len(candidates)
+        if n < 2 or not results[0]:
+            return [0.0] * n
+        table = np.array(results, dtype=object)  # candidates x probes
+        answered = np.array([[r is not None for r in row] for row in results])
+        informative = answered.sum(axis=0) * 2 >= n
+        if not informative.any():
+            return [0.0] * n
+        agree = np.zeros(n)
+        for i in range(n):
+            for j in range(n):
+                if i != j:
+                    same = [(table[i, k] is not None and table[i, k] == table[j, k]) for k in np.flatnonzero(informative)]
+                    agree[i] += np.mean(same)
+        return (agree / (n - 1)).tolist()

@@ -1,0 +1,133 @@
+"""Smoke tests: every benchmark script runs end to end on a tiny real input and reports sane numbers.
+
+Speeds are never asserted (machines are noisy); the tests check that each script prints its
+tables and writes JSON whose numbers are consistent with the labelled input.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import BENCH, REPO
+
+SCRIPTS = REPO / "benchmarks"
+
+
+def run_script(name: str, *args: str | Path, timeout: float = 240) -> str:
+    """Run ``benchmarks/NAME`` with this interpreter; its stdout, after checking it exited 0."""
+    done = subprocess.run([sys.executable, str(SCRIPTS / name), *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO)
+    assert done.returncode == 0, f"{name} exited {done.returncode}:\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def copy_pools(source: str, target: Path, count: int) -> list[dict]:
+    """The first ``count`` pools of a labelled dev file, copied to ``target`` (labels kept)."""
+    with open(BENCH / f"{source}-dev.jsonl", encoding="utf-8") as f:
+        lines = [f.readline() for _ in range(count)]
+    target.write_text("".join(lines), encoding="utf-8")
+    return [json.loads(line) for line in lines]
+
+
+@pytest.fixture(scope="module")
+def small_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 20 alpaca_eval pools: enough texts for the speed and middleware scripts."""
+    path = tmp_path_factory.mktemp("source") / "alpaca_eval-dev.jsonl"
+    copy_pools("alpaca_eval", path, 20)
+    return path
+
+
+def test_quality_tables_and_numbers_agree_with_the_labels(tmp_path: Path) -> None:
+    files = {name: copy_pools(name, tmp_path / f"{name}-dev.jsonl", 2) for name in ("faithbench", "bfcl", "humaneval")}
+    out = tmp_path / "quality.json"
+    stdout = run_script("quality.py", *(tmp_path / f"{n}-dev.jsonl" for n in files), "--json", out, "-q")
+
+    for heading in ("faithbench-dev.jsonl — validators: none", "bfcl-dev.jsonl — validators: none",
+                    "humaneval-dev.jsonl — validators: python", "humaneval-dev.jsonl — validators: python-doctest"):
+        assert f"### {heading}" in stdout
+    for row in ("| **default** |", "| random |", "| first |", "| longest |", "| consensus |", "| oracle |",
+                "| only grounding |", "| without bm25-grounding |", "| gate only: tools |", "| without gate tools |",
+                "| gate only: python-doctest |"):
+        assert row in stdout
+
+    report = json.loads(out.read_text())
+    assert report["benchmark"] == "quality" and report["machine"]["cores"] >= 1
+    runs = report["runs"]
+    assert [(r["file"], r["validators"]) for r in runs] == [
+        ("faithbench-dev.jsonl", []), ("bfcl-dev.jsonl", []),
+        ("humaneval-dev.jsonl", ["python"]), ("humaneval-dev.jsonl", ["python-doctest"]),
+    ]
+    for run in runs:
+        assert run["error"] is None and run["pools_scored"] == 2
+        labels = [[c["label"] for c in pool["candidates"]] for pool in files[run["file"].split("-dev")[0]]]
+        random = sum(sum(l) / len(l) for l in labels) / len(labels)
+        oracle = sum(max(l) for l in labels) / len(labels)
+        worst = sum(min(l) for l in labels) / len(labels)
+        rows = {r["selector"]: r for r in run["rows"]}
+        assert rows["random"]["mean_label"] == pytest.approx(random)
+        assert rows["oracle"]["mean_label"] == pytest.approx(oracle)
+        assert run["facts"]["random"] == pytest.approx(random) and run["facts"]["oracle"] == pytest.approx(oracle)
+        first = sum(l[0] for l in labels) / len(labels)
+        assert rows["first"]["mean_label"] == pytest.approx(first)
+        for row in run["rows"]:
+            assert worst - 1e-9 <= row["mean_label"] <= oracle + 1e-9, row
+            if oracle > random:
+                expected = (row["mean_label"] - random) / (oracle - random)
+                assert row["gain"] == pytest.approx(expected)
+    assert set(runs[0]["facts"]["scorers"]) == {"grounding", "bm25-grounding", "consensus", "relevance"}
+    assert runs[1]["facts"]["gates"] == ["tools"] and runs[1]["facts"]["profiles"] == {"tools": 2}
+
+
+def test_quality_validator_override_and_limit(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # In-process, to spare a second model load: the subprocess test above covers the script's start.
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    import quality
+
+    source = tmp_path / "humaneval-dev.jsonl"
+    copy_pools("humaneval", source, 3)
+    out = tmp_path / "q.json"
+    assert quality.main([str(source), "--validator", "none", "--limit", "1", "--json", str(out), "-q"]) == 0
+    stdout = capsys.readouterr().out
+    assert "### humaneval-dev.jsonl — validators: none" in stdout and "python-doctest" not in stdout
+    (run,) = json.loads(out.read_text())["runs"]
+    assert run["validators"] == [] and run["pools"] == 1 and run["facts"]["profiles"] == {"chat": 1}
+    assert quality.main([str(source), "--validator", "no-such-validator", "--json", str(out), "-q"]) == 1
+    assert "not run: PluginError" in capsys.readouterr().out
+
+
+def test_speed_tables_and_numbers(tmp_path: Path, small_source: Path) -> None:
+    out = tmp_path / "speed.json"
+    stdout = run_script("speed.py", "--source", small_source, "--sizes", "2,3", "--pools", "1",
+                        "--throughput-pools", "2", "--cold-runs", "1", "--json", out, "-q")
+    assert "### Reranker latency per pool" in stdout and "| 2 | 1 |" in stdout and "| 3 | 1 |" in stdout
+    assert "cold start, one-pool file" in stdout and "pools/s" in stdout and "peak memory" in stdout
+
+    report = json.loads(out.read_text())
+    assert [row["size"] for row in report["latency"]] == [2, 3]
+    for row in report["latency"]:
+        assert 0 < row["p50_ms"] <= row["p95_ms"] and row["encode_p50_ms"] > 0 and row["ratio_p50"] > 0
+        assert set(row["shares"]) == {"relevance", "bm25", "consensus", "other"}
+        assert sum(row["shares"].values()) == pytest.approx(1.0, abs=1e-6)
+    cli = report["cli"]
+    assert cli["throughput_pools"] == 2 and len(cli["cold_start_runs_s"]) == 1
+    assert cli["throughput_pools_per_s"] > 0 and cli["throughput_peak_rss_mb"] > 50
+
+
+def test_middleware_table_and_numbers(tmp_path: Path, small_source: Path) -> None:
+    out = tmp_path / "middleware.json"
+    stdout = run_script("middleware.py", "--source", small_source, "--latencies", "0.05", "--sizes", "2",
+                        "--repeats", "1", "--json", out, "-q")
+    assert "| 0.05 s | 2 |" in stdout and "wrapped, fan-out" in stdout
+
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["latency_s"] == 0.05 and row["n"] == 2
+    for key in ("direct_s", "sequential_s", "wrapped_native_s", "wrapped_fan_out_s"):
+        assert row[key] > 0 and row["times_s"]
+    assert row["native_vs_direct"] == pytest.approx(row["wrapped_native_s"] / row["direct_s"])
+    assert row["fan_out_vs_sequential"] == pytest.approx(row["wrapped_fan_out_s"] / row["sequential_s"])
