@@ -288,6 +288,8 @@ sys.stdout = open(os.devnull, "w")
 class _Timeout(BaseException):
     pass
 
+_MAX_TIMEOUTS = 3  # a call that hangs may be one bad input; three mean the code hangs on everything
+
 def _alarm(signum, frame):
     raise _Timeout()
 
@@ -317,10 +319,10 @@ _entry = _payload["entry_point"]
 _emit({"loaded": _error is None, "error": _error,
        "defined": None if not _entry or _error else callable(_ns.get(_entry))})
 if _error is None:
-    _stuck = False
+    _timeouts = 0
     for _i, _call in enumerate(_payload["calls"]):
-        if _stuck:
-            _emit({"i": _i, "repr": None, "error": "not run: an earlier call timed out"})
+        if _timeouts >= _MAX_TIMEOUTS:
+            _emit({"i": _i, "repr": None, "error": "not run: %d earlier calls timed out" % _timeouts})
             continue
         try:
             signal.setitimer(signal.ITIMER_REAL, _timeout)
@@ -330,7 +332,7 @@ if _error is None:
             _emit({"i": _i, "repr": _text})
         except BaseException as exc:
             signal.setitimer(signal.ITIMER_REAL, 0)
-            _stuck = isinstance(exc, _Timeout)
+            _timeouts += isinstance(exc, _Timeout)
             _emit({"i": _i, "repr": None, "error": _describe(exc)})
 os._exit(0)
 """
@@ -364,7 +366,7 @@ def load_and_call(
     """Run ``code`` (as a module not named ``__main__``) then evaluate each of ``calls`` in its namespace.
 
     Everything happens in one sandboxed child process; ``timeout`` bounds loading and each call.
-    After a call times out the rest are not run (the code is likely stuck on every input).
+    After three calls time out the rest are not run (the code is likely stuck on every input).
     The candidate's own printing is discarded.
     """
     if not isinstance(timeout, (int, float)) or timeout <= 0:

@@ -36,6 +36,7 @@ WRAPPER_NAMESPACES = ("functions", "default_api", "tools", "api")
 """Prefixes some models put before a function name (``functions.get_weather``)."""
 
 _JSON_TOKENS = {"true": True, "false": False, "null": None}
+_CALL_TAG = re.compile(r"<(tool_call|function_call)>(.*?)(?:</\1>|$)", re.DOTALL)
 _CODE_TAGS = frozenset({"json", "python", "py", "javascript", "js", "java", "text", "plaintext", "tool_call", "xml"})
 _SCAN_BUDGET = 400_000
 _CALL_START = re.compile(r"[\[{]|(?<![\w.])[A-Za-z_][\w.]*\(")
@@ -205,6 +206,9 @@ def _parse_text(text: str, depth: int, tools: Sequence[Mapping[str, Any]] = ()) 
         calls = _parse_segment(segment, depth)
         if calls is not None:
             return calls
+    tagged = [_parse_segment(m.group(2).strip(), depth) for m in _CALL_TAG.finditer(text)]
+    if tagged and all(calls is not None for calls in tagged):
+        return [call for calls in tagged for call in calls]  # explicit call markup: every call counts
     return _pick(_scan(text, depth, ends), tools)
 
 

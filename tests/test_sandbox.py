@@ -106,11 +106,12 @@ def test_run_calls_returns_the_repr_of_each_result():
     assert run_calls(CODE, ["f(1)", "f('ab')", "f('boom')", "f(2.5)"]) == ["[1, 2]", "['ab', 'abab']", None, "[2.5, 5.0]"]
 
 
-def test_a_call_that_hangs_times_out_and_stops_the_rest():
-    outcome = load_and_call(CODE, ["f(3)", "f('loop')", "f(4)"], entry_point="f", timeout=1)
+def test_a_call_that_hangs_times_out_and_three_stop_the_rest():
+    calls = ["f(3)", "f('loop')", "f(4)", "f('loop')", "f('loop')", "f(5)"]
+    outcome = load_and_call(CODE, calls, entry_point="f", timeout=0.5)
     assert outcome.loaded and outcome.defined is True
-    assert outcome.results == ("[3, 6]", None, None)
-    assert "timed out" in outcome.errors[1] and "not run" in outcome.errors[2]
+    assert outcome.results == ("[3, 6]", None, "[4, 8]", None, None, None)
+    assert "timed out" in outcome.errors[1] and "not run: 3 earlier calls" in outcome.errors[5]
 
 
 def test_code_that_fails_to_load_gives_no_results():

@@ -84,7 +84,8 @@ def test_execution_consensus_rewards_agreeing_behaviour_and_survives_a_hang():
     assert outputs[0] == outputs[2] != outputs[1]
     assert all(o is None for o in outputs[3])
     scores = scorer.score(request, pool)
-    assert scores[0] == scores[2] > scores[1] > scores[3]
+    assert scores[0] == scores[2]
+    assert scores[0] > scores[1] >= scores[3] == 0.0
 
 
 def test_code_profiles_follow_what_the_user_allows():

@@ -222,3 +222,13 @@ def test_most_real_bfcl_candidates_that_call_parse(bench_dir):
             parsed += bool(calls) and all(c.ok for c in calls)
             json.dumps([c.arguments for c in calls])  # arguments are JSON-like
     assert total > 500 and parsed / total > 0.9
+
+
+def test_explicit_call_markup_counts_even_for_a_function_not_offered():
+    # bfcl_v1/relevance_8: a call to an invented function must be seen (and gated), not read as prose
+    tools = ({"type": "function", "function": {"name": "integrate.quad", "parameters": {"type": "object"}}},)
+    text = '<tool_call> {"arguments": {"f": "lambda x: x**3", "a": 1, "b": 5}, "name": "integral"} </tool_call>'
+    calls = parse_calls(Candidate(text), tools=tools)
+    assert [(c.name, c.arguments) for c in calls] == [("integral", {"f": "lambda x: x**3", "a": 1, "b": 5})]
+    two = "<tool_call>\n" + '{"name": "f", "arguments": {"n": 1}}' + "\n</tool_call>\n<tool_call>\n" + '{"name": "f", "arguments": {"n": 2}}'
+    assert [c.arguments for c in parse_calls(Candidate(two))] == [{"n": 1}, {"n": 2}]

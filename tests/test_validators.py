@@ -167,11 +167,11 @@ def test_tools_text_answer_passes_by_default_and_fails_when_a_call_is_required()
     assert not tools_check("[]", require_call=True).passed
 
 
-def test_tools_string_coercion_is_opt_in():
+def test_tools_accepts_strings_that_spell_the_type_unless_strict():
     call = "weather.get_forecast(city='Paris', days='3')"
-    assert not tools_check(call).passed
-    assert tools_check(call, coerce_strings=True).passed
-    assert not tools_check("weather.get_forecast(city='Paris', days='soon')", coerce_strings=True).passed
+    assert tools_check(call).passed
+    assert not tools_check(call, coerce_strings=False).passed
+    assert not tools_check("weather.get_forecast(city='Paris', days='soon')").passed
 
 
 def test_tool_schemas_in_language_types_are_normalised():
@@ -182,7 +182,7 @@ def test_tool_schemas_in_language_types_are_normalised():
     }
     tools = [{"type": "function", "function": {"name": "f", "parameters": schema}}]
     assert check(ToolCallValidator(), {"query": "q", "tools": tools}, "f(x=1.5, xs=('a', 'b'), o=object_ref)").passed
-    assert not check(ToolCallValidator(), {"query": "q", "tools": tools}, "f(x='1.5')").passed
+    assert not check(ToolCallValidator(coerce_strings=False), {"query": "q", "tools": tools}, "f(x='1.5')").passed
 
 
 def test_tools_on_a_real_pool_accepts_every_shape_models_used(bench_dir):

@@ -30,7 +30,7 @@ class ExecutionConsensus(Scorer):
     name = "execution"
     min_spread = 0.02
 
-    def __init__(self, *, probes: int = 12, timeout: float = 2.0, memory_mb: int = 512, jobs: int = 2) -> None:
+    def __init__(self, *, probes: int = 24, timeout: float = 1.0, memory_mb: int = 512, jobs: int = 2) -> None:
         self.probes = probes
         self.timeout = timeout
         self.memory_mb = memory_mb

@@ -121,8 +121,9 @@ class ToolCallValidator(Validator):
       all is better decided by agreement across the pool (the ``tool-consensus`` scorer).
     - ``allow_extra_arguments`` (default False): an argument the function does not declare fails
       unless its schema allows additional properties.
-    - ``coerce_strings`` (default False): accept a string that spells the declared type
-      (``"7"`` for an integer), as tools wrapping Java or JavaScript often receive.
+    - ``coerce_strings`` (default True): accept a string that spells the declared type
+      (``"7"`` for an integer, ``"true"`` for a boolean), as lax runtimes such as pydantic
+      coerce them and as tools wrapping Java or JavaScript receive them; False is strict.
 
     An optional argument given as null counts as not given.
     """
@@ -130,7 +131,7 @@ class ToolCallValidator(Validator):
     name = "tools"
 
     def __init__(
-        self, *, require_call: bool = False, allow_extra_arguments: bool = False, coerce_strings: bool = False
+        self, *, require_call: bool = False, allow_extra_arguments: bool = False, coerce_strings: bool = True
     ) -> None:
         self.require_call = require_call
         self.allow_extra_arguments = allow_extra_arguments
