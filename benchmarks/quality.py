@@ -99,7 +99,8 @@ def warm_embeddings(pools: Sequence[Pool]) -> None:
             texts += [pool.request.get("query") or ""] + [Candidate.coerce(c).text for c in pool.candidates]
         except RerankError:
             continue  # a malformed pool is reported when it is measured
-    get_embedder().encode(list(dict.fromkeys(t for t in texts if t)))
+    # The scorers ask for get_embedder(None): the same lru_cache key, hence the same cache.
+    get_embedder(None).encode(list(dict.fromkeys(t for t in texts if t)))
 
 
 def measure_run(run: Run, pools: Sequence[Pool], *, quiet: bool) -> None:

@@ -20,7 +20,7 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "chat": Profile("chat", {"relevance": 1.0, "bm25": 0.5, "consensus": 1.0}),
+    "chat": Profile("chat", {"coverage": 1.0, "structure": 0.3, "relevance": 0.15}),
     "grounded": Profile(
         "grounded", {"grounding": 1.0, "bm25-grounding": 1.0, "consensus": 0.5, "relevance": 0.3}
     ),

@@ -16,6 +16,8 @@ BUILTIN_SCORERS: dict[str, str] = {
     "bm25": "rerank.scorers.bm25:BM25Relevance",
     "bm25-grounding": "rerank.scorers.bm25:BM25Grounding",
     "consensus": "rerank.scorers.consensus:Consensus",
+    "coverage": "rerank.scorers.coverage:Coverage",
+    "structure": "rerank.scorers.structure:Structure",
     "tool-consensus": "rerank.scorers.tool_consensus:ToolConsensus",
     "code-consensus": "rerank.scorers.code:CodeConsensus",
     "simplicity": "rerank.scorers.code:Simplicity",

@@ -15,6 +15,9 @@ import pytest
 
 from conftest import BENCH, REPO
 
+from rerank import Request
+from rerank.profiles import PROFILES, choose_profile
+
 SCRIPTS = REPO / "benchmarks"
 
 
@@ -51,8 +54,7 @@ def test_quality_tables_and_numbers_agree_with_the_labels(tmp_path: Path) -> Non
                     "humaneval-dev.jsonl — validators: python", "humaneval-dev.jsonl — validators: python-doctest"):
         assert f"### {heading}" in stdout
     for row in ("| **default** |", "| random |", "| first |", "| longest |", "| consensus |", "| oracle |",
-                "| only grounding |", "| without bm25-grounding |", "| gate only: tools |", "| without gate tools |",
-                "| gate only: python-doctest |"):
+                "| gate only: tools |", "| without gate tools |", "| gate only: python-doctest |"):
         assert row in stdout
 
     report = json.loads(out.read_text())
@@ -79,8 +81,13 @@ def test_quality_tables_and_numbers_agree_with_the_labels(tmp_path: Path) -> Non
             if oracle > random:
                 expected = (row["mean_label"] - random) / (oracle - random)
                 assert row["gain"] == pytest.approx(expected)
-    assert set(runs[0]["facts"]["scorers"]) == {"grounding", "bm25-grounding", "consensus", "relevance"}
-    assert runs[1]["facts"]["gates"] == ["tools"] and runs[1]["facts"]["profiles"] == {"tools": 2}
+        for scorer in run["facts"]["scorers"]:
+            assert f"| only {scorer} |" in stdout and f"| without {scorer} |" in stdout
+    grounded = runs[0]["facts"]
+    assert grounded["profiles"] == {"grounded": 2} and grounded["gates"] == []
+    assert set(grounded["scorers"]) == set(PROFILES["grounded"].weights)
+    assert runs[1]["facts"]["profiles"] == {"tools": 2} and runs[1]["facts"]["gates"] == ["tools"]
+    assert runs[3]["facts"]["gates"] == ["python-doctest"]
 
 
 def test_quality_validator_override_and_limit(tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -90,13 +97,14 @@ def test_quality_validator_override_and_limit(tmp_path: Path, capsys: pytest.Cap
     import quality
 
     source = tmp_path / "humaneval-dev.jsonl"
-    copy_pools("humaneval", source, 3)
+    (pool, *_) = copy_pools("humaneval", source, 3)
+    profile = choose_profile(Request.coerce({"query": pool["query"]})).name
     out = tmp_path / "q.json"
     assert quality.main([str(source), "--validator", "none", "--limit", "1", "--json", str(out), "-q"]) == 0
     stdout = capsys.readouterr().out
     assert "### humaneval-dev.jsonl — validators: none" in stdout and "python-doctest" not in stdout
     (run,) = json.loads(out.read_text())["runs"]
-    assert run["validators"] == [] and run["pools"] == 1 and run["facts"]["profiles"] == {"chat": 1}
+    assert run["validators"] == [] and run["pools"] == 1 and run["facts"]["profiles"] == {profile: 1}
     assert quality.main([str(source), "--validator", "no-such-validator", "--json", str(out), "-q"]) == 1
     assert "not run: PluginError" in capsys.readouterr().out
 
@@ -112,7 +120,7 @@ def test_speed_tables_and_numbers(tmp_path: Path, small_source: Path) -> None:
     assert [row["size"] for row in report["latency"]] == [2, 3]
     for row in report["latency"]:
         assert 0 < row["p50_ms"] <= row["p95_ms"] and row["encode_p50_ms"] > 0 and row["ratio_p50"] > 0
-        assert set(row["shares"]) == {"relevance", "bm25", "consensus", "other"}
+        assert set(row["shares"]) == set(PROFILES["chat"].weights) | {"other"}
         assert sum(row["shares"].values()) == pytest.approx(1.0, abs=1e-6)
     cli = report["cli"]
     assert cli["throughput_pools"] == 2 and len(cli["cold_start_runs_s"]) == 1

@@ -224,9 +224,9 @@ def test_per_call_overrides_are_applied_and_stripped(start_server):
     server = start_server(n_mode="ignore")
     client = wrapped(server, n=4)
     by_body = client.chat.completions.create(model="m", messages=MESSAGES,
-                                             extra_body={"rerank": {"n": 2, "weights": {"consensus": 0}}})
+                                             extra_body={"rerank": {"n": 2, "weights": {"structure": 0}}})
     assert len(rerank.explain(by_body)) == 2
-    assert "consensus" not in rerank.explain(by_body).weights
+    assert "structure" not in rerank.explain(by_body).weights
     by_header = client.chat.completions.create(model="m", messages=MESSAGES, extra_headers={"x-rerank-n": "3"})
     assert len(rerank.explain(by_header)) == 3
     assert all("rerank" not in r.body for r in server.requests)

@@ -27,7 +27,7 @@ def test_best_is_on_topic_and_every_candidate_is_explained():
     assert ranking.profile == "chat"
     best = ranking.best
     assert best.score == pytest.approx(sum(best.components.values()))
-    assert set(best.raw) == set(ranking.weights) == {"relevance", "bm25", "consensus"}
+    assert set(best.raw) == set(ranking.weights) == {"coverage", "structure", "relevance"}
     assert [c.rank for c in ranking] == [0, 1]
     assert ranking.to_dict()["candidates"][0]["index"] == 0
 
@@ -58,7 +58,7 @@ def test_identical_candidates_tie_to_the_lowest_index():
 
 def test_weights_override_and_unknown_weights_are_refused():
     pool = ["Paris France capital capital capital", "Yes: the capital of France is Paris."]
-    only_bm25 = Reranker(weights={"relevance": 0, "consensus": 0, "bm25": 1}).rank(QUERY, pool)
+    only_bm25 = Reranker(weights={"relevance": 0, "coverage": 0, "structure": 0, "bm25": 1}).rank(QUERY, pool)
     assert list(only_bm25.weights) == ["bm25"]
     assert only_bm25.best.components.keys() == {"bm25"}
     with pytest.raises(ConfigError, match="unknown scorer 'nonsense'"):
