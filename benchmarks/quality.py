@@ -39,6 +39,7 @@ from rerank.embeddings import get_embedder
 from rerank.errors import ConfigError, RerankError
 from rerank.progress import Progress
 from rerank.reranker import Signals
+from rerank.text import sentences
 
 DEFAULT_VALIDATORS: dict[str, list[list[str]]] = {
     "humaneval": [["python"], ["python-doctest"]],
@@ -91,14 +92,19 @@ def warm_embeddings(pools: Sequence[Pool]) -> None:
     """Encode the queries and candidate texts of ``pools`` in one call, filling the embedder's cache.
 
     One large call sorts texts by length and pads little; pool by pool, every short answer is
-    padded to its pool's longest. The embeddings are the same either way, so only speed changes.
+    padded to its pool's longest. The embeddings are the same either way, so only speed changes
+    (a text the scorers split differently is simply encoded again when they ask for it).
     """
     texts: list[str] = []
     for pool in pools:
         try:
-            texts += [pool.request.get("query") or ""] + [Candidate.coerce(c).text for c in pool.candidates]
+            answers = [Candidate.coerce(c).text for c in pool.candidates]
         except RerankError:
             continue  # a malformed pool is reported when it is measured
+        texts += [pool.request.get("query") or ""] + answers
+        context = pool.request.get("context")
+        if isinstance(context, str):  # what grounding compares: sentences of the context and answers
+            texts += [s for text in [context, *answers] for s in sentences(text)]
     # The scorers ask for get_embedder(None): the same lru_cache key, hence the same cache.
     get_embedder(None).encode(list(dict.fromkeys(t for t in texts if t)))
 

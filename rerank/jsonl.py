@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Iterator
 
@@ -29,23 +30,17 @@ class Line:
         return self.value.get("id", self.value.get("custom_id"))
 
 
-def _depth(text: str) -> int:
+_NESTING_TOKENS = re.compile(r'"(?:\\.|[^"\\])*"|[\[\]{}]')
+
+
+def json_depth(text: str) -> int:
+    """How deep the brackets of a JSON text nest (strings skipped), without parsing it."""
     depth = deepest = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
+    for token in _NESTING_TOKENS.findall(text):
+        if token in "[{":
             depth += 1
             deepest = max(deepest, depth)
-        elif ch in "]}":
+        elif token in "]}":
             depth -= 1
     return deepest
 
@@ -56,7 +51,7 @@ def parse_line(raw: bytes, number: int) -> Line:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return Line(number, None, f"line {number} is not UTF-8: {exc.reason} at byte {exc.start}")
-    if _depth(text) > MAX_NESTING:
+    if json_depth(text) > MAX_NESTING:
         return Line(number, None, f"line {number} nests JSON deeper than {MAX_NESTING} levels")
     try:
         value = json.loads(text)

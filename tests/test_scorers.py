@@ -66,3 +66,24 @@ def test_unicode_texts_score_sensibly():
     assert BM25Relevance().score(req, pool)[0] > BM25Relevance().score(req, pool)[1]
     scores = EmbeddingRelevance().score(req, pool)
     assert scores[0] > scores[1]
+
+
+def test_coverage_prefers_the_complete_answer_and_ignores_unshared_padding():
+    from rerank.scorers.coverage import Coverage
+
+    req = Request("How do I make tea?")
+    complete = Candidate("Boil water, pour it over the tea bag, steep three minutes, then remove the bag and add milk.")
+    fragment = Candidate("Boil water and pour it over the tea bag.")
+    padded = Candidate("Boil water. Tea was first drunk in ancient China by emperors in elaborate ceremonies for centuries.")
+    partial = Candidate("Pour boiling water over the tea bag and steep three minutes.")
+    scores = Coverage().score(req, [complete, fragment, padded, partial])
+    assert int(np.argmax(scores)) == 0
+    assert scores[2] < scores[0]  # longer than the fragment, but its extra words are shared by nobody
+    assert Coverage().score(req, [complete]) == [0.0]
+
+
+def test_structure_counts_list_items_and_headings():
+    from rerank.scorers.structure import Structure
+
+    pool = [Candidate("## Steps\n1. Boil\n2. Pour\n- Steep"), Candidate("Boil, pour, steep."), Candidate("Cost: 3 - 2 = 1")]
+    assert Structure().score(Request("tea?"), pool) == [4.0, 0.0, 0.0]

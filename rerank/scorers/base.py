@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar, Sequence
+from typing import Callable, ClassVar, Sequence, TypeVar
 
 from ..types import Candidate, Check, Request
 
@@ -55,3 +55,26 @@ class Validator(ABC):
     def failed(self, message: str) -> Check:
         """A failing Check from this validator."""
         return Check(self.name, False, message)
+
+
+T = TypeVar("T")
+
+
+def mean_agreement(items: Sequence[T], agree: Callable[[T, T], float], *, symmetric: bool = True) -> list[float]:
+    """For each item, the mean of ``agree(item, other)`` over every other item; 0 for a lone item.
+
+    With ``symmetric`` each pair is computed once.
+    """
+    n = len(items)
+    if n < 2:
+        return [0.0] * n
+    totals = [0.0] * n
+    for i in range(n):
+        for j in range(i + 1 if symmetric else 0, n):
+            if i == j:
+                continue
+            value = agree(items[i], items[j])
+            totals[i] += value
+            if symmetric:
+                totals[j] += value
+    return [t / (n - 1) for t in totals]

@@ -10,11 +10,9 @@ import re
 from collections import Counter
 from typing import Sequence
 
-import numpy as np
-
 from ..code import completion_of, extract_code
 from ..types import Candidate, Request
-from .base import Scorer
+from .base import Scorer, mean_agreement
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
@@ -25,6 +23,12 @@ def code_tokens(request: Request, candidate: Candidate) -> Counter[str]:
     return Counter(_TOKEN.findall(code))
 
 
+def multiset_jaccard(a: Counter[str], b: Counter[str]) -> float:
+    """Shared tokens over all tokens, counting repeats; two empty programs agree."""
+    union = sum((a | b).values())
+    return sum((a & b).values()) / union if union else 1.0
+
+
 class CodeConsensus(Scorer):
     """Mean token overlap (multiset Jaccard) of each candidate's code with every other candidate's."""
 
@@ -32,16 +36,7 @@ class CodeConsensus(Scorer):
     min_spread = 0.01
 
     def score(self, request: Request, candidates: Sequence[Candidate]) -> list[float]:
-        tokens = [code_tokens(request, c) for c in candidates]
-        n = len(tokens)
-        if n < 2:
-            return [0.0] * n
-        overlap = np.zeros((n, n))
-        for i in range(n):
-            for j in range(i + 1, n):
-                union = sum((tokens[i] | tokens[j]).values())
-                overlap[i, j] = overlap[j, i] = sum((tokens[i] & tokens[j]).values()) / union if union else 1.0
-        return (overlap.sum(axis=1) / (n - 1)).tolist()
+        return mean_agreement([code_tokens(request, c) for c in candidates], multiset_jaccard)
 
 
 class Simplicity(Scorer):

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
-
 from ..text import terms
 from ..types import Candidate, Request
-from .base import Scorer
+from .base import Scorer, mean_agreement
 
 
 class Coverage(Scorer):
@@ -24,12 +22,5 @@ class Coverage(Scorer):
 
     def score(self, request: Request, candidates: Sequence[Candidate]) -> list[float]:
         vocab = [set(terms(c.text)) for c in candidates]
-        n = len(vocab)
-        if n < 2:
-            return [0.0] * n
-        covered = np.zeros((n, n))
-        for i in range(n):
-            for j in range(n):
-                if i != j and vocab[j]:
-                    covered[i, j] = len(vocab[i] & vocab[j]) / len(vocab[j])
-        return (covered.sum(axis=1) / (n - 1)).tolist()
+        return mean_agreement(vocab, lambda mine, theirs: len(mine & theirs) / len(theirs) if theirs else 0.0,
+                              symmetric=False)

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
-
 from ..toolcalls import canonical_call, parse_calls
 from ..types import Candidate, Request
-from .base import Scorer
+from .base import Scorer, mean_agreement
 
 Call = tuple  # (function name, ((argument, canonical JSON), ...) | None)
 
@@ -59,15 +57,7 @@ class ToolConsensus(Scorer):
         return bool(request.tools)
 
     def score(self, request: Request, candidates: Sequence[Candidate]) -> list[float]:
-        calls = [self.calls_of(request, c) for c in candidates]
-        n = len(calls)
-        if n < 2:
-            return [0.0] * n
-        agreement = np.zeros((n, n))
-        for i in range(n):
-            for j in range(i + 1, n):
-                agreement[i, j] = agreement[j, i] = calls_similarity(calls[i], calls[j])
-        return (agreement.sum(axis=1) / (n - 1)).tolist()
+        return mean_agreement([self.calls_of(request, c) for c in candidates], calls_similarity)
 
     @staticmethod
     def calls_of(request: Request, candidate: Candidate) -> list[Call]:

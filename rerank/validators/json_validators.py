@@ -13,13 +13,13 @@ from referencing.exceptions import Unresolvable
 
 from ..code import fenced_blocks
 from ..errors import InputError
+from ..jsonl import json_depth
 from ..scorers.base import Validator
 from ..types import Candidate, Check, Request
 
 MAX_DEPTH = 200
 """Deepest nesting of arrays and objects accepted; deeper JSON is refused before parsing."""
 
-_NESTING_TOKENS = re.compile(r'"(?:\\.|[^"\\])*"|[\[\]{}]')
 
 
 def extract_json(text: str) -> tuple[Any, str | None]:
@@ -46,7 +46,7 @@ def extract_json(text: str) -> tuple[Any, str | None]:
 
 
 def _loads(text: str) -> tuple[Any, str | None]:
-    depth = _max_depth(text)
+    depth = json_depth(text)
     if depth > MAX_DEPTH:
         return None, f"nested {depth} levels deep; at most {MAX_DEPTH} are accepted"
     try:
@@ -55,17 +55,6 @@ def _loads(text: str) -> tuple[Any, str | None]:
         return None, _where(exc)
     except (RecursionError, ValueError) as exc:
         return None, str(exc) or "nested too deeply"
-
-
-def _max_depth(text: str) -> int:
-    depth = deepest = 0
-    for token in _NESTING_TOKENS.findall(text):
-        if token in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif token in "]}":
-            depth -= 1
-    return deepest
 
 
 def _where(exc: json.JSONDecodeError) -> str:
