@@ -21,7 +21,8 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml $(wildcard plugins/*/pyproject.
 setup: $(VENV)/.installed
 
 demo: setup
-	$(BIN)/rerank score examples/pools.jsonl --format table --validator python
+	$(BIN)/rerank score examples/pools.jsonl --format table -q
+	$(BIN)/rerank score examples/code.jsonl --format table -q --validator python
 
 test: setup
 	$(BIN)/python -m pytest -q tests $(foreach p,$(PLUGINS),$(if $(wildcard $(p)/tests),$(p)/tests))

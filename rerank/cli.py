@@ -108,15 +108,15 @@ def format_table(result: dict[str, Any], candidates: list[Any] | None) -> str:
     head = f"== {result['id']}  profile={result['profile']}  best=#{result['best_index']}"
     if result.get("all_failed"):
         head += "  (every candidate failed validation)"
-    rows = [head, f"{'rank':>4} {'#':>2} {'score':>7}  gate  {'signals':<42} text"]
+    rows = [head, f"{'rank':>4} {'#':>2} {'score':>7}  gate  {'signals':<64} text"]
     for c in sorted(result["candidates"], key=lambda c: c["rank"]):
-        signals = " ".join(f"{k}={v:+.2f}" for k, v in c["components"].items())[:42]
+        signals = " ".join(f"{k}={v:+.2f}" for k, v in c["components"].items())[:64]
         failed = [k["message"] for k in c["checks"] if not k["passed"]]
         raw = candidates[c["index"]] if candidates else ""
         text = raw if isinstance(raw, str) else (raw.get("content") or json.dumps(raw.get("tool_calls")))
-        preview = " ".join(str(text).split())[:60]
+        preview = " ".join(str(text).split())[:48]
         gate = "fail" if failed else ("pass" if c["checks"] else "-")
-        rows.append(f"{c['rank'] + 1:>4} {c['index']:>2} {c['score']:>7.2f}  {gate:<4}  {signals:<42} {preview}")
+        rows.append(f"{c['rank'] + 1:>4} {c['index']:>2} {c['score']:>7.2f}  {gate:<4}  {signals:<64} {preview}")
         rows += [f"{'':>24}! {m[:100]}" for m in failed]
     return "\n".join(rows) + "\n"
 

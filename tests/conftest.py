@@ -15,6 +15,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO.parent / "shared" / "bench"
 EXAMPLES = REPO / "examples" / "pools.jsonl"
+CODE_EXAMPLES = REPO / "examples" / "code.jsonl"
 
 
 def read_pools(name: str, limit: int | None = None) -> list[dict[str, Any]]:

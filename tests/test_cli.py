@@ -128,3 +128,15 @@ def test_each_bench_file_gives_one_valid_line_per_pool(tmp_path, bench_dir, name
     assert result.exit_code == 0, result.output[-2000:]
     assert [o["id"] for o in out] == [p["id"] for p in pools]
     assert all(0 <= o["best_index"] < len(p["candidates"]) for o, p in zip(out, pools))
+
+
+def test_code_example_with_the_python_gate_picks_the_correct_solution():
+    from conftest import CODE_EXAMPLES
+
+    result = run(["score", str(CODE_EXAMPLES), "-q", "--validator", "python"])
+    (out,) = lines_of(result.output)
+    assert result.exit_code == 0 and out["profile"] == "code"
+    assert out["best_index"] == 0  # lower-cases before comparing, as the docstring asks
+    failed = {c["index"]: c["checks"][0]["message"] for c in out["candidates"] if not c["passed"]}
+    assert set(failed) == {2, 3}
+    assert "never closed" in failed[2] and "unfinished" in failed[3]

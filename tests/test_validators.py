@@ -172,6 +172,9 @@ def test_tools_accepts_strings_that_spell_the_type_unless_strict():
     assert tools_check(call).passed
     assert not tools_check(call, coerce_strings=False).passed
     assert not tools_check("weather.get_forecast(city='Paris', days='soon')").passed
+    assert tools_check("weather.get_forecast(city='Paris', days=3.0)").passed
+    assert not tools_check("weather.get_forecast(city='Paris', days=3.5)").passed
+    assert tools_check("weather.get_forecast(city='Paris', days=3.0)", coerce_strings=False).passed  # JSON Schema: 3.0 is an integer
 
 
 def test_tool_schemas_in_language_types_are_normalised():
