@@ -94,3 +94,20 @@ def test_code_profiles_follow_what_the_user_allows():
     executed = Reranker(validators=["python-doctest"]).rank(PROMPT, pool)
     assert executed.profile == "code-exec" and "execution" in executed.weights
     assert executed.best_index in (0, 2)
+
+
+def test_json_consensus_compares_values_not_formatting():
+    from rerank.scorers.json_consensus import JSONConsensus, leaves
+
+    assert leaves({"a": [1, {"b": "x"}]}) == {("$.a[0]", "1.0"), ("$.a[1].b", '"x"')}
+    request = Request("Extract the order as JSON.", schema={"type": "object"})
+    pool = [
+        Candidate('{"item": "tea", "qty": 2}'),
+        Candidate('```json\n{ "qty": 2.0,\n  "item": "tea" }\n```'),
+        Candidate('{"item": "coffee", "qty": 2}'),
+        Candidate("Two teas, please."),
+    ]
+    scores = JSONConsensus().score(request, pool)
+    assert scores[0] == scores[1] > scores[2] > scores[3] == 0.0
+    ranking = Reranker().rank(request, pool)
+    assert ranking.profile == "json" and ranking.best_index == 0
