@@ -6,6 +6,7 @@ A benchmark pool keeps its ground truth apart from what a selector may see: ``re
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -121,7 +122,9 @@ def _cpu_model() -> str:
 
 
 def machine() -> dict[str, Any]:
-    """Where and when a benchmark ran: date, cores usable, memory, CPU, Python and torch."""
+    """Where and when a benchmark ran: date, cores usable, memory, CPU, Python, torch, and the load
+    average at the start (the 1-minute mean of runnable processes: above 0 means the benchmark
+    shared the cores and its times are inflated)."""
     try:
         import torch
 
@@ -141,13 +144,27 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         **torch_info,
+        "load_average": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
     }
 
 
 def describe_machine(info: dict[str, Any]) -> str:
-    """One line for a table's caption, e.g. ``2025-11-25 13:00 UTC, 2 cores, 23.4 GB, <cpu>``."""
-    return f"{info['date']}, {info['cores']} cores, {info['memory_gb']} GB RAM, {info['cpu']}, " \
-           f"Python {info['python']}" + (f", torch {info['torch']}" if "torch" in info else "")
+    """One line for a table's caption: date, cores, memory, CPU, versions and load average."""
+    text = f"{info['date']}, {info['cores']} cores, {info['memory_gb']} GB RAM, {info['cpu']}, Python {info['python']}"
+    if "torch" in info:
+        text += f", torch {info['torch']}"
+    if info.get("load_average") is not None:
+        text += f"; load average {info['load_average']:.1f} at the start"
+        if info["load_average"] >= 0.5:
+            text += " (other processes were using the cores: times are inflated)"
+    return text
+
+
+def argument_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A parser whose help shows a script's docstring: its first line, then the rest as written."""
+    summary, _, details = (doc or "").strip().partition("\n\n")
+    return argparse.ArgumentParser(description=summary, epilog=details,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

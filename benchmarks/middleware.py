@@ -27,7 +27,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from common import BENCH_DIR, RESULTS_DIR, describe_machine, machine, markdown_table, read_pools, write_json
+from common import (
+    BENCH_DIR, RESULTS_DIR, argument_parser, describe_machine, machine, markdown_table, read_pools, write_json,
+)
 
 import rerank
 from rerank.progress import Progress
@@ -74,7 +76,8 @@ def timed(call: Callable[[], Any], repeats: int) -> list[float]:
     return out
 
 
-def plan(source: Path, latencies: Sequence[float], sizes: Sequence[int], repeats: int) -> tuple[PoolFile, dict[Any, Iterator[str]]]:
+def plan(source: Path, latencies: Sequence[float], sizes: Sequence[int],
+         repeats: int) -> tuple[PoolFile, dict[Any, Iterator[str]]]:
     """Every pool the run will ask for, up front (the server loads its pools when it starts)."""
     pools = PoolFile(source)
     queries: dict[Any, Iterator[str]] = {"warm-up": iter([pools.add(max(sizes))])}
@@ -87,7 +90,8 @@ def plan(source: Path, latencies: Sequence[float], sizes: Sequence[int], repeats
     return pools, queries
 
 
-def run(source: Path, latencies: Sequence[float], sizes: Sequence[int], repeats: int, *, quiet: bool) -> list[dict[str, Any]]:
+def run(source: Path, latencies: Sequence[float], sizes: Sequence[int], repeats: int, *,
+        quiet: bool) -> list[dict[str, Any]]:
     """Measure every (latency, n) pair; one row per pair."""
     from openai import OpenAI
 
@@ -169,7 +173,7 @@ def parse_list(kind: type) -> Callable[[str], list[Any]]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser(__doc__)
     parser.add_argument("--source", type=Path, default=BENCH_DIR / "alpaca_eval-dev.jsonl",
                         help="pool file the candidate texts come from (default: %(default)s)")
     parser.add_argument("--latencies", type=parse_list(float), default=[0.2, 1.0],

@@ -31,7 +31,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from common import (
-    RESULTS_DIR, Pool, cpu_seconds, default_pool_files, describe_machine, machine, markdown_table, read_pools, write_json,
+    RESULTS_DIR, Pool, argument_parser, cpu_seconds, default_pool_files, describe_machine, machine, markdown_table,
+    read_pools, write_json,
 )
 
 from rerank import Candidate, Reranker
@@ -105,8 +106,8 @@ def warm_embeddings(pools: Sequence[Pool]) -> None:
         context = pool.request.get("context")
         if isinstance(context, str):  # what grounding compares: sentences of the context and answers
             texts += [s for text in [context, *answers] for s in sentences(text)]
-    # The scorers ask for get_embedder(None): the same lru_cache key, hence the same cache.
-    get_embedder(None).encode(list(dict.fromkeys(t for t in texts if t)))
+    # The shared embedder the scorers use, so its text cache serves their encodes.
+    get_embedder().encode(list(dict.fromkeys(t for t in texts if t)))
 
 
 def measure_run(run: Run, pools: Sequence[Pool], *, quiet: bool) -> None:
@@ -274,8 +275,34 @@ def render(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n\n" + table + "\n"
 
 
+def render_summary(results: Sequence[dict[str, Any]]) -> str:
+    """One line per run: the default's gain beside the best baseline that uses no labels."""
+    rows = []
+    for result in results:
+        validators = ", ".join(result["validators"]) or "none"
+        if result.get("error"):
+            rows.append([result["file"], validators, result["pools"], "not run", "", ""])
+            continue
+        by_name = {r["selector"]: r for r in result["rows"]}
+        default = by_name["default"]
+        best = max((by_name[name] for name in BASELINES), key=lambda r: r["mean_label"])
+        rows.append([result["file"], validators, result["pools_scored"], _gain(default), best["selector"], _gain(best)])
+    return "### Summary\n\n" + markdown_table(
+        ["file", "validators", "pools", "default gain", "best baseline", "its gain"], rows) + "\n"
+
+
+BASELINES = ("first", "longest", "consensus")
+"""The label-blind baselines the summary compares with (random is 0 and oracle 1 by definition)."""
+
+
+def _gain(row: dict[str, Any]) -> str:
+    if row["gain"] is None:
+        return ""
+    return f"{row['gain']:+.3f}" + ("" if row["ci95"] is None else f" ± {row['ci95']:.3f}")
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser(__doc__)
     parser.add_argument("pools", nargs="*", type=Path, metavar="POOLS.jsonl",
                         help="labelled pool files (default: every *.jsonl in ../shared/bench)")
     parser.add_argument("--validator", action="append", metavar="NAME",
@@ -295,7 +322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     files = args.pools or default_pool_files()
     info = machine()
-    print(f"## Selection quality\n\n{describe_machine(info)}" + (f"; first {args.limit} pools per file" if args.limit else "") + "\n")
+    limit = f"; first {args.limit} pools per file" if args.limit else ""
+    print(f"## Selection quality\n\n{describe_machine(info)}{limit}\n")
     started = time.perf_counter()
     results = []
     for path in files:
@@ -313,6 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 result["error"] = "every pool failed"
             print(render(result), flush=True)
             results.append(result)
+    print(render_summary(results))
     total = time.perf_counter() - started
     cpu = cpu_seconds()
     print(f"Total time: {total:.0f} s wall, {cpu:.0f} s CPU (this process and its sandboxes).")

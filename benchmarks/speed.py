@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from common import (
-    BENCH_DIR, RESULTS_DIR, Pool, describe_machine, machine, markdown_table, percentile, read_pools,
+    BENCH_DIR, RESULTS_DIR, Pool, argument_parser, describe_machine, machine, markdown_table, percentile, read_pools,
     rerank_command, run_measured, write_json, write_unlabelled,
 )
 
@@ -85,7 +85,9 @@ def latency_pools(pools: Sequence[Pool], sizes: Sequence[int], per_size: int, *,
 def measure_latency(groups: dict[int, list[LatencyPool]], *, quiet: bool) -> list[dict[str, Any]]:
     """Per pool size: reranker and bare-encode latency percentiles, their ratio, scorer shares."""
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     reranker = Reranker()
     bare = SentenceTransformer(str(bundled_model_path()), device="cpu")
     # Load both models and warm up torch on texts that are not timed.
@@ -176,8 +178,10 @@ def render(result: dict[str, Any]) -> str:
     cli = result["cli"]
     cli_table = markdown_table(["`" + cli["command"] + " score`", "value"], [
         ["cold start, one-pool file (median)", f"{cli['cold_start_s']:.2f} s"],
-        [f"throughput, {cli['throughput_pools']}-pool file (wall, incl. start)", f"{cli['throughput_pools_per_s']:.2f} pools/s"],
-        [f"throughput after start-up ({cli['throughput_wall_s']:.1f} s − cold start)", f"{cli['steady_pools_per_s']:.2f} pools/s"],
+        [f"throughput, {cli['throughput_pools']}-pool file (wall, incl. start)",
+         f"{cli['throughput_pools_per_s']:.2f} pools/s"],
+        [f"throughput after start-up ({cli['throughput_wall_s']:.1f} s − cold start)",
+         f"{cli['steady_pools_per_s']:.2f} pools/s"],
         ["peak memory, one-pool file", f"{cli['cold_start_peak_rss_mb']:.0f} MB"],
         [f"peak memory, {cli['throughput_pools']}-pool file", f"{cli['throughput_peak_rss_mb']:.0f} MB"],
     ])
@@ -195,14 +199,15 @@ def parse_sizes(text: str) -> list[int]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser(__doc__)
     parser.add_argument("--source", type=Path, default=BENCH_DIR / "alpaca_eval-dev.jsonl",
                         help="pool file the texts come from (default: %(default)s)")
     parser.add_argument("--sizes", type=parse_sizes, default=[4, 8, 16], help="candidates per pool (default: 4,8,16)")
     parser.add_argument("--pools", type=int, default=20, help="timed pools per size (default: %(default)s)")
     parser.add_argument("--tokens", type=int, default=300, help="candidate length in word pieces (default: %(default)s)")
     parser.add_argument("--window", type=int, default=60, help="accepted ± around --tokens (default: %(default)s)")
-    parser.add_argument("--throughput-pools", type=int, default=400, help="pools in the throughput file (default: %(default)s)")
+    parser.add_argument("--throughput-pools", type=int, default=400,
+                        help="pools in the throughput file (default: %(default)s)")
     parser.add_argument("--cold-runs", type=int, default=3, help="cold starts to take the median of (default: %(default)s)")
     parser.add_argument("--json", type=Path, default=RESULTS_DIR / "speed.json", metavar="PATH",
                         help="where to write the numbers (default: %(default)s)")

@@ -84,7 +84,12 @@ class Embedder:
         return int(self._model.get_sentence_embedding_dimension())
 
 
-@functools.lru_cache(maxsize=8)
 def get_embedder(model: str | None = None) -> Embedder:
     """The shared Embedder for ``model`` (None: the bundled default), loaded on first use."""
+    return _shared_embedder(model)
+
+
+@functools.lru_cache(maxsize=8)
+def _shared_embedder(model: str | None) -> Embedder:
+    # One cache key per model whether it was named positionally, by keyword or left out.
     return Embedder(model)

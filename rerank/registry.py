@@ -38,7 +38,10 @@ BUILTIN_VALIDATORS: dict[str, str] = {
 
 def _import(target: str) -> type:
     module, _, attr = target.partition(":")
-    return getattr(import_module(module), attr)
+    try:
+        return getattr(import_module(module), attr)
+    except ImportError as exc:
+        raise ConfigError(f"built-in {target} failed to import ({exc}); reinstall rerank") from exc
 
 
 def scorer_class(name: str) -> type[Scorer]:

@@ -29,10 +29,10 @@ def run_script(name: str, *args: str | Path, timeout: float = 240) -> str:
     return done.stdout
 
 
-def copy_pools(source: str, target: Path, count: int) -> list[dict]:
-    """The first ``count`` pools of a labelled dev file, copied to ``target`` (labels kept)."""
+def copy_pools(source: str, target: Path, count: int, *, skip: int = 0) -> list[dict]:
+    """``count`` pools of a labelled dev file after the first ``skip``, copied to ``target`` (labels kept)."""
     with open(BENCH / f"{source}-dev.jsonl", encoding="utf-8") as f:
-        lines = [f.readline() for _ in range(count)]
+        lines = [f.readline() for _ in range(skip + count)][skip:]
     target.write_text("".join(lines), encoding="utf-8")
     return [json.loads(line) for line in lines]
 
@@ -46,7 +46,9 @@ def small_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_quality_tables_and_numbers_agree_with_the_labels(tmp_path: Path) -> None:
-    files = {name: copy_pools(name, tmp_path / f"{name}-dev.jsonl", 2) for name in ("faithbench", "bfcl", "humaneval")}
+    # humaneval from its sixth pool: a candidate of HumanEval/100#1 keeps the execution scorer busy for long.
+    files = {name: copy_pools(name, tmp_path / f"{name}-dev.jsonl", 2, skip=5 if name == "humaneval" else 0)
+             for name in ("faithbench", "bfcl", "humaneval")}
     out = tmp_path / "quality.json"
     stdout = run_script("quality.py", *(tmp_path / f"{n}-dev.jsonl" for n in files), "--json", out, "-q")
 
@@ -57,6 +59,7 @@ def test_quality_tables_and_numbers_agree_with_the_labels(tmp_path: Path) -> Non
                 "| gate only: tools |", "| without gate tools |", "| gate only: python-doctest |"):
         assert row in stdout
 
+    assert "### Summary" in stdout and "| humaneval-dev.jsonl | python-doctest | 2 |" in stdout
     report = json.loads(out.read_text())
     assert report["benchmark"] == "quality" and report["machine"]["cores"] >= 1
     runs = report["runs"]
