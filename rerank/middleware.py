@@ -147,6 +147,12 @@ class Selector:
 
     # --- answering --------------------------------------------------------------------------
 
+    def settle(self, request: httpx2.Request, generation: Generation) -> httpx2.Response | None:
+        """Learn from the generation, drop unusable candidates; the error response if none is left."""
+        self.learn(request, generation)
+        drop_unusable(generation)
+        return None if generation.candidates else failure_response(generation)
+
     def rank(self, call: Call, generation: Generation) -> Ranking:
         """Rank the candidates generated for a call (strict mode raises AllCandidatesFailedError)."""
         context = call.options.context
@@ -317,10 +323,9 @@ class RerankTransport(httpx2.BaseTransport):
         generation = generate(call.body, send, kind=call.kind, n=options.n, models=options.models,
                               native_n=options.native_n, concurrency=options.concurrency,
                               deadline=options.deadline)
-        self.selector.learn(request, generation)
-        drop_unusable(generation)
-        if not generation.candidates:
-            return failure_response(generation)
+        failed = self.selector.settle(request, generation)
+        if failed is not None:
+            return failed
         ranking = self.selector.rank(call, generation)
         return self.selector.respond(call, generation, ranking)
 
@@ -354,10 +359,9 @@ class AsyncRerankTransport(httpx2.AsyncBaseTransport):
         generation = await agenerate(call.body, send, kind=call.kind, n=options.n, models=options.models,
                                      native_n=options.native_n, concurrency=options.concurrency,
                                      deadline=options.deadline)
-        self.selector.learn(request, generation)
-        drop_unusable(generation)
-        if not generation.candidates:
-            return failure_response(generation)
+        failed = self.selector.settle(request, generation)
+        if failed is not None:
+            return failed
         ranking = await asyncio.to_thread(self.selector.rank, call, generation)
         return self.selector.respond(call, generation, ranking)
 
