@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any, Mapping
@@ -119,7 +120,6 @@ class JSONSchemaValidator(Validator):
 
     def __init__(self, *, check_formats: bool = True) -> None:
         self.check_formats = check_formats
-        self._compiled: dict[str, Any] = {}
 
     def applies(self, request: Request) -> bool:
         """Only requests with a schema."""
@@ -149,21 +149,27 @@ class JSONSchemaValidator(Validator):
         return self.failed(describe_error(best_match(errors)) + more)
 
     def _validator(self, schema: Mapping[str, Any]) -> Any:
-        key = json.dumps(schema, sort_keys=True, default=repr)
-        if key not in self._compiled:
-            if len(self._compiled) > 256:
-                self._compiled.clear()
-            inner = unwrap_schema(schema)
-            cls = validator_for(inner, default=Draft202012Validator)
-            try:
-                cls.check_schema(inner)
-            except SchemaError as exc:
-                raise InputError(
-                    f"the request's schema is not a valid JSON Schema: {describe_error(exc)}; fix the schema"
-                ) from None
-            checker = cls.FORMAT_CHECKER if self.check_formats else None
-            self._compiled[key] = cls(inner, format_checker=checker)
-        return self._compiled[key]
+        validator, problem = compile_schema(unwrap_schema(schema), check_formats=self.check_formats)
+        if problem:
+            raise InputError(f"the request's schema is not a valid JSON Schema: {problem}; fix the schema")
+        return validator
+
+
+def compile_schema(schema: Mapping[str, Any], *, check_formats: bool = False) -> tuple[Any, str | None]:
+    """A validator for ``schema`` (Draft 2020-12 unless it says otherwise), compiled once per
+    distinct schema; ``(None, why)`` when the schema itself is not valid JSON Schema."""
+    return _compile(json.dumps(schema, sort_keys=True, default=repr), check_formats)
+
+
+@functools.lru_cache(maxsize=512)
+def _compile(schema_json: str, check_formats: bool) -> tuple[Any, str | None]:
+    schema = json.loads(schema_json)
+    cls = validator_for(schema, default=Draft202012Validator)
+    try:
+        cls.check_schema(schema)
+    except SchemaError as exc:
+        return None, describe_error(exc)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER if check_formats else None), None
 
 
 def _kind(value: Any) -> str:

@@ -6,14 +6,12 @@ import ast
 import json
 from typing import Any, Mapping, Sequence
 
-from jsonschema import Draft202012Validator, SchemaError
 from jsonschema.exceptions import best_match
-from jsonschema.validators import validator_for
 
 from ..scorers.base import Validator
 from ..toolcalls import ParsedCall, match_function, parse_calls
 from ..types import Candidate, Check, Request
-from .json_validators import describe_error
+from .json_validators import compile_schema, describe_error
 
 _TYPE_ALIASES = {
     "string": "string", "str": "string", "char": "string", "character": "string", "text": "string",
@@ -136,7 +134,6 @@ class ToolCallValidator(Validator):
         self.require_call = require_call
         self.allow_extra_arguments = allow_extra_arguments
         self.coerce_strings = coerce_strings
-        self._validators: dict[str, Any] = {}
 
     def applies(self, request: Request) -> bool:
         """Only requests that offer tools."""
@@ -197,15 +194,4 @@ class ToolCallValidator(Validator):
 
     def _validator(self, schema: Mapping[str, Any]) -> Any:
         """A compiled validator for a function's parameters, or None when the schema is not valid JSON Schema."""
-        key = json.dumps(schema, sort_keys=True, default=repr)
-        if key not in self._validators:
-            if len(self._validators) > 512:
-                self._validators.clear()
-            normalised = normalise_schema(schema)
-            cls = validator_for(normalised, default=Draft202012Validator)
-            try:
-                cls.check_schema(normalised)
-                self._validators[key] = cls(normalised)
-            except SchemaError:
-                self._validators[key] = None
-        return self._validators[key]
+        return compile_schema(normalise_schema(schema))[0]
