@@ -12,7 +12,7 @@ from typing import Any, BinaryIO, Iterable, TextIO
 
 import click
 
-from .errors import ConfigError, InputError
+from .errors import AllCandidatesFailedError, ConfigError, InputError
 from .jsonl import Line, dumps, read_lines
 from .progress import Progress
 from .types import Ranking
@@ -91,11 +91,9 @@ def score_line(reranker: Any, line: Line) -> dict[str, Any]:
         ranking: Ranking = reranker.rank(value, candidates)
     except (InputError, ConfigError) as exc:
         return {"id": line.id, "line": line.number, "error": str(exc)}
+    except AllCandidatesFailedError as exc:
+        return {"id": line.id, "line": line.number, "error": str(exc), **exc.ranking.to_dict()}
     except Exception as exc:  # noqa: BLE001 - one bad pool must not stop the run
-        from .errors import AllCandidatesFailedError
-
-        if isinstance(exc, AllCandidatesFailedError):
-            return {"id": line.id, "line": line.number, "error": str(exc), **exc.ranking.to_dict()}
         return {"id": line.id, "line": line.number, "error": f"{type(exc).__name__}: {exc}"}
     return {"id": line.id, "best_index": ranking.best_index, "best": candidates[ranking.best_index],
             **ranking.to_dict()}

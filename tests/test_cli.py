@@ -140,3 +140,17 @@ def test_code_example_with_the_python_gate_picks_the_correct_solution():
     failed = {c["index"]: c["checks"][0]["message"] for c in out["candidates"] if not c["passed"]}
     assert set(failed) == {2, 3}
     assert "never closed" in failed[2] and "unfinished" in failed[3]
+
+
+def test_strict_mode_gives_an_error_line_that_keeps_the_breakdown(tmp_path):
+    from conftest import CODE_EXAMPLES
+
+    pool = json.loads(CODE_EXAMPLES.read_text())
+    pool["candidates"] = pool["candidates"][2:]  # the unparseable one and the stub: both fail
+    path = tmp_path / "failing.jsonl"
+    path.write_text(json.dumps(pool) + "\n")
+    result = run(["score", str(path), "-q", "--validator", "python", "--strict"])
+    (out,) = lines_of(result.output)
+    assert result.exit_code == 1
+    assert out["error"].startswith("all 2 candidates failed validation")
+    assert out["all_failed"] is True and len(out["candidates"]) == 2
