@@ -1,8 +1,12 @@
 """Probe inputs for a function the query asks for: what candidates are run on to compare behaviour.
 
-Inputs come from the query's own signature (type hints, else parameter names) and the literals
-its docstring mentions; examples with known outputs are not needed. Every input is a Python
-literal written as source text, so the sandbox only ever evaluates ``name(literal, ...)``.
+Each parameter's type comes from its annotation, else from how the docstring describes it ("a
+list of positive integers x", "two strings s and c"), else from its name; a parameter whose type
+stays unknown mixes type families, likeliest first. Values are edge cases (empty, zero, one,
+negative) and seeded random ones varied enough to tell apart programs that agree on easy inputs
+(multi-digit numbers, duplicates, punctuation, mixed case). Every input is a Python literal
+written as source text, so the sandbox only ever evaluates ``name(literal, ...)``; examples with
+known outputs are not needed.
 """
 
 from __future__ import annotations
@@ -11,39 +15,113 @@ import ast
 import hashlib
 import random
 import re
-from typing import Any
+import string
+from typing import Any, Callable
 
 from .code import query_signature
 
-INTS = [0, 1, 2, 3, 5, 7, 10, 12, 15, -1, -4, 100]
-FLOATS = [0.0, 1.0, 2.5, -1.5, 3.7, 10.0]
-STRINGS = ["", "a", "abc", "Hello World", "racecar", "aBcD eF", "12345", "hello  world test", "xyzzy"]
-LISTS = [[], [1], [1, 2, 3], [3, 1, 2], [5, -2, 0, 7, 7], [10, 20, 30, 40, 50], [2, 4, 6, 8], [-3, -1, -2]]
-FLOAT_LISTS = [[], [1.0, 2.0, 3.0], [1.5, -0.5, 2.25], [2.0, 2.0], [10.0, 0.1, 5.5, 3.3]]
-STRING_LISTS = [[], ["a"], ["abc", "bcd", "cde"], ["hello", "world"], ["x", "yy", "zzz", "yy"]]
-DICTS = [{}, {"a": 1, "b": 2}, {"A": "x", "B": "y"}, {"key": "value", "Key": "v2"}]
-
-FAMILIES: dict[str, list[Any]] = {
-    "int": INTS, "str": STRINGS, "list": LISTS, "float": FLOATS, "list[str]": STRING_LISTS,
-    "list[float]": FLOAT_LISTS, "bool": [True, False], "dict": DICTS,
-}
-DEFAULT_ORDER = ["int", "str", "list", "float", "list[str]"]
+WORDS = ["hello", "world", "Hi", "my", "name", "is", "John", "apple", "banana", "racecar", "abc", "xyz",
+         "Python", "a", "I", "code", "level", "noon", "Test", "data", "AEIOU", "sky", "b2", "42"]
+SEPARATORS = [" ", " ", " ", ", ", ",", "  ", "-", "_"]
 
 _BY_NAME = [
-    (re.compile(r"^(s|st|str|string|text|txt|word|sentence|name|c|char|date|a_?str|b_?str)\d*$"), "str"),
-    (re.compile(r"^(l|lst|arr|array|nums|numbers|xs|items|values|list\d*|grid|l\d)$"), "list"),
-    (re.compile(r"^(strings|words|names)$"), "list[str]"),
+    (re.compile(r"^(strings|words|names|lst_?str)$"), "list[str]"),
+    (re.compile(r"^(s|st|str|string|text|txt|word|sentence|name|c|char|date|message|substring|prefix|suffix|"
+                r"brackets|a_?str|b_?str|s\d|planet\d?)\d*$"), "str"),
+    (re.compile(r"^(l|lst|arr|array|nums|numbers|xs|items|values|list\d*|grid|l\d|operations|operand|grades)$"), "list"),
     (re.compile(r"^(d|dict|dct|mapping)$"), "dict"),
-    (re.compile(r"^(n|m|k|x|y|a|b|num|number|i|j|base|p)\d*$"), "int"),
+    (re.compile(r"^(n|m|k|x|y|z|a|b|num|number|i|j|base|p|capacity|decimal|value|t|threshold)\d*$"), "int"),
 ]
-_DOC_WORDS = [
-    ("list[str]", re.compile(r"\b(list|array) of (strings|words)\b", re.I)),
-    ("list", re.compile(r"\b(list|array|vector)s?\b", re.I)),
-    ("str", re.compile(r"\b(string|text|word|sentence|character)s?\b", re.I)),
-    ("float", re.compile(r"\b(float|decimal|real number)s?\b", re.I)),
-    ("int", re.compile(r"\b(integer|int|number|digit)s?\b", re.I)),
-    ("dict", re.compile(r"\b(dictionary|dict|mapping)\b", re.I)),
+_TYPE_WORDS = [
+    ("list[str]", r"(?:list|array|sequence|tuple)s? of (?:\w+ )?(?:strings|words|names)"),
+    ("list[float]", r"(?:list|array|sequence|tuple)s? of (?:\w+ )?(?:floats|floating[- ]point numbers|real numbers|decimals)"),
+    ("list", r"(?:list|array|sequence|vector|tuple)s?(?: of (?:[\w-]+ ){0,2}(?:integers|numbers|ints|digits|lists))?"),
+    ("dict", r"(?:dictionary|dictionaries|dict|mapping)"),
+    ("str", r"(?:string|text|word|sentence|character|char)s?"),
+    ("float", r"(?:float|floating[- ]point number|real number|decimal number)s?"),
+    ("int", r"(?:integer|int|whole number|natural number|number|digit)s?"),
+    ("bool", r"(?:boolean|bool)s?"),
 ]
+_ADJECTIVES = r"(?:(?:a|an|the|given|two|three|non-?empty|positive|negative|non-?negative|nonnegative|" \
+              r"lowercase|uppercase|binary|sorted|whole|some|of)\s+)*"
+DEFAULT_ORDER = ["int", "str", "list", "float", "list[str]"]
+
+
+def _small_int(rng: random.Random) -> int:
+    return rng.choice([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, rng.randint(0, 20)])
+
+
+def _any_int(rng: random.Random) -> int:
+    kind = rng.random()
+    if kind < 0.45:
+        return _small_int(rng)
+    if kind < 0.75:
+        return rng.randint(11, 200)
+    if kind < 0.88:
+        return rng.randint(201, 99999)
+    return -rng.randint(1, 30)
+
+
+def _float(rng: random.Random) -> float:
+    return rng.choice([0.0, 1.0, 0.5, float(_small_int(rng)), round(rng.uniform(-10, 10), 2), round(rng.uniform(0, 100), 1)])
+
+
+def _word_text(rng: random.Random) -> str:
+    words = rng.sample(WORDS, rng.randint(1, 5))
+    sep = rng.choice(SEPARATORS)
+    text = sep.join(words)
+    if rng.random() < 0.2:
+        text += rng.choice([".", "!", "?"])
+    return text
+
+
+def _char_text(rng: random.Random) -> str:
+    alphabet = rng.choice([string.ascii_lowercase[:6], "abcdeABCDE", "aeiouxyz", "0123456789", "()[]", "<>",
+                           "abcABC123 ,.!"])
+    return "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12)))
+
+
+def _str(rng: random.Random) -> str:
+    kind = rng.random()
+    if kind < 0.08:
+        return rng.choice(["", "a", "A", " "])
+    return _word_text(rng) if kind < 0.6 else _char_text(rng)
+
+
+def _int_list(rng: random.Random) -> list[int]:
+    size = rng.choice([0, 1, 2, 3, 4, 5, 6, 8])
+    pick = _small_int if rng.random() < 0.5 else _any_int
+    values = [pick(rng) for _ in range(size)]
+    if values and rng.random() < 0.3:
+        values.append(rng.choice(values))
+    if rng.random() < 0.2:
+        values.sort()
+    return values
+
+
+def _float_list(rng: random.Random) -> list[float]:
+    return [_float(rng) for _ in range(rng.choice([0, 1, 2, 3, 4, 6]))]
+
+
+def _str_list(rng: random.Random) -> list[str]:
+    size = rng.choice([0, 1, 2, 3, 4, 5])
+    values = [rng.choice(WORDS) if rng.random() < 0.7 else _char_text(rng) for _ in range(size)]
+    if values and rng.random() < 0.3:
+        values.append(rng.choice(values))
+    return values
+
+
+def _dict(rng: random.Random) -> dict[str, Any]:
+    keys = rng.sample(WORDS, rng.randint(0, 4))
+    return {k: (_small_int(rng) if rng.random() < 0.6 else rng.choice(WORDS)) for k in keys}
+
+
+FAMILIES: dict[str, Callable[[random.Random], Any]] = {
+    "int": _any_int, "str": _str, "list": _int_list, "float": _float, "list[str]": _str_list,
+    "list[float]": _float_list, "bool": lambda rng: rng.random() < 0.5, "dict": _dict,
+}
+_KINDS = {"int": int, "str": str, "list": list, "float": float, "list[str]": list, "list[float]": list,
+          "bool": bool, "dict": dict}
 
 
 def _annotated_family(annotation: ast.expr | None) -> str | None:
@@ -61,14 +139,28 @@ def _annotated_family(annotation: ast.expr | None) -> str | None:
     return text if text in ("bool", "float", "int", "str") else None
 
 
-def _family_order(param: ast.arg, query: str) -> list[str]:
-    """Type families to try for an unannotated parameter, likeliest first: its name, then the
-    types the docstring talks about, then the usual ones."""
+def _described_family(name: str, query: str) -> str | None:
+    """The type the docstring gives ``name``: "string s", "list of integers arr", "strings s and c",
+    "n is a positive integer", "arr: a list"; the earliest description wins."""
+    word = re.escape(name)
+    found = []
+    for family, noun in _TYPE_WORDS:
+        before = rf"\b{noun}\s+(?:`?\w+`?\s*(?:,|and)\s*)*`?{word}`?(?![\w(])"
+        after = rf"(?<![\w.]){word}`?\s*(?:is|are|:|\()\s*{_ADJECTIVES}{noun}\b"
+        for rank, pattern, flags in ((0, before, re.I), (1, after, 0)):
+            match = re.search(pattern, query, flags)
+            if match:
+                found.append((rank, match.start(), family))
+    return min(found)[2] if found else None
+
+
+def _family_order(param: ast.arg, query: str) -> tuple[list[str], bool]:
+    """Type families to try for a parameter, likeliest first, and whether the first is certain."""
+    fixed = _annotated_family(param.annotation) or _described_family(param.arg, query)
+    if fixed:
+        return [fixed], True
     order = [family for pattern, family in _BY_NAME if pattern.match(param.arg.lower())]
-    mentions = sorted(((len(rx.findall(query)), i, fam) for i, (fam, rx) in enumerate(_DOC_WORDS)), reverse=True)
-    order += [fam for count, _, fam in mentions if count]
-    order += DEFAULT_ORDER
-    return list(dict.fromkeys(order))
+    return list(dict.fromkeys(order + DEFAULT_ORDER)), False
 
 
 def _literals(text: str, limit: int = 24) -> list[Any]:
@@ -90,9 +182,9 @@ def _literals(text: str, limit: int = 24) -> list[Any]:
 def probe_calls(query: str, entry_point: str, *, count: int = 24) -> list[str]:
     """Up to ``count`` call expressions ``entry_point(...)`` of literal arguments, deterministic per query.
 
-    An annotated parameter gets values of its type; an unannotated one mixes type families, its
+    A parameter of known type gets values of that type; an unknown one mixes type families, its
     likeliest first, so that some calls fit whatever it takes (calls that fit nothing are
-    recognised later: most candidates raise on them).
+    recognised later: most candidates raise on them). Literals the query mentions are mixed in.
     """
     args = query_signature(query, entry_point)
     if args is None:
@@ -102,18 +194,18 @@ def probe_calls(query: str, entry_point: str, *, count: int = 24) -> list[str]:
     if not required:
         return [f"{entry_point}()"]
     mentioned = _literals(query)
-    orders = [[fixed] if (fixed := _annotated_family(p.annotation)) else _family_order(p, query) for p in required]
+    orders = [_family_order(p, query) for p in required]
     rng = random.Random(hashlib.sha256(f"{entry_point}\n{query}".encode()).digest())
-    weights = [0.45, 0.25, 0.12, 0.1, 0.08]
+    weights = [0.5, 0.25, 0.12, 0.08, 0.05]
     calls: list[str] = []
-    for _ in range(count * 4):
+    for _ in range(count * 6):
         shared = rng.choices(range(len(weights)), weights)[0]
         values = []
-        for order in orders:
-            rank = shared if rng.random() < 0.6 else rng.choices(range(len(weights)), weights)[0]
-            family = FAMILIES[order[min(rank, len(order) - 1)]]
-            kind = list if isinstance(family[0], list) else type(family[0])
-            values.append(rng.choice(family + [v for v in mentioned if type(v) is kind]))
+        for order, certain in orders:
+            rank = 0 if certain else shared if rng.random() < 0.6 else rng.choices(range(len(weights)), weights)[0]
+            family = order[min(rank, len(order) - 1)]
+            same_kind = [v for v in mentioned if type(v) is _KINDS[family]]
+            values.append(rng.choice(same_kind) if same_kind and rng.random() < 0.2 else FAMILIES[family](rng))
         call = f"{entry_point}({', '.join(repr(v) for v in values)})"
         if call not in calls:
             calls.append(call)

@@ -24,7 +24,7 @@ PROFILES: dict[str, Profile] = {
     "grounded": Profile(
         "grounded", {"grounding": 1.0, "bm25-grounding": 1.0, "consensus": 0.5, "relevance": 0.3}
     ),
-    "tools": Profile("tools", {"tool-consensus": 1.0, "consensus": 0.6, "relevance": 0.2}, ("tools",)),
+    "tools": Profile("tools", {"tool-consensus": 1.0, "consensus": 0.6, "relevance": 0.2, "tool-types": 0.5}, ("tools",)),
     "json": Profile("json", {"json-consensus": 1.0, "consensus": 0.3}, ("json-schema",)),
     "code": Profile("code", {"code-consensus": 1.0, "simplicity": 0.3}),
     "code-exec": Profile("code-exec", {"execution": 1.0, "code-consensus": 1.0, "simplicity": 0.3}),

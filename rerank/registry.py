@@ -20,6 +20,7 @@ BUILTIN_SCORERS: dict[str, str] = {
     "json-consensus": "rerank.scorers.json_consensus:JSONConsensus",
     "structure": "rerank.scorers.structure:Structure",
     "tool-consensus": "rerank.scorers.tool_consensus:ToolConsensus",
+    "tool-types": "rerank.scorers.tool_types:ToolArgumentTypes",
     "code-consensus": "rerank.scorers.code:CodeConsensus",
     "simplicity": "rerank.scorers.code:Simplicity",
     "execution": "rerank.scorers.execution:ExecutionConsensus",

@@ -1,5 +1,7 @@
 """Structure-aware agreement: tool calls by meaning, code by its own tokens and by its behaviour."""
 
+import ast
+
 import numpy as np
 
 from rerank import Candidate, Request, Reranker
@@ -74,6 +76,24 @@ def test_probe_inputs_follow_the_signature_and_are_deterministic():
     assert calls == probe_calls(PROMPT, "add_evens", count=5)
     text_calls = probe_calls('def shout(text: str) -> str:\n    """Upper-case text, e.g. \'hi\'."""\n', "shout", count=30)
     assert "shout('hi')" in text_calls
+
+
+def test_probe_types_come_from_how_the_docstring_describes_each_parameter():
+    # HumanEval/104 and /112 without annotations: the docstring alone says what x, s and c are
+    digits = 'def unique_digits(x):\n    """Given a list of positive integers x. return a sorted list."""\n'
+    calls = probe_calls(digits, "unique_digits", count=24)
+    assert len(calls) == 24 and all(isinstance(ast.literal_eval(c[len("unique_digits("):-1]), list) for c in calls)
+    assert any(v >= 10 for c in calls for v in ast.literal_eval(c[len("unique_digits("):-1]))  # multi-digit values
+    strings = 'def reverse_delete(s, c):\n    """We are given two strings s and c, delete from s every character in c."""\n'
+    for call in probe_calls(strings, "reverse_delete", count=24):
+        s_value, c_value = ast.literal_eval(call[len("reverse_delete"):])
+        assert isinstance(s_value, str) and isinstance(c_value, str)
+    after = 'def pile(n):\n    """n is a positive integer; return a list of n levels."""\n'
+    assert all(isinstance(ast.literal_eval(c[5:-1]), int) for c in probe_calls(after, "pile", count=12))
+    # nothing said about `thing`: several type families are tried
+    vague = 'def f(thing):\n    """Do it."""\n'
+    kinds = {type(ast.literal_eval(c[2:-1])) for c in probe_calls(vague, "f", count=24)}
+    assert len(kinds) >= 3
 
 
 def test_execution_consensus_rewards_agreeing_behaviour_and_survives_a_hang():

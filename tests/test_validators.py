@@ -141,8 +141,10 @@ def test_tools_failures_name_the_problem():
     unknown = tools_check("[get_weather(city='Paris')]")
     assert not unknown.passed and "'get_weather' is not an offered function" in unknown.message
     assert "weather.get_forecast, get_time" in unknown.message
-    wrong_type = tools_check("[weather.get_forecast(city='Paris', days='three')]")
+    wrong_type = tools_check("[weather.get_forecast(city='Paris', days='three')]", strict_types=True)
     assert wrong_type.message == "call to weather.get_forecast: at arguments.days: 'three' is not of type 'integer'"
+    bad_enum = tools_check("weather.get_forecast(city='Paris', units='kelvin')")
+    assert not bad_enum.passed and "'kelvin' is not one of ['metric', 'imperial']" in bad_enum.message
     too_small = tools_check('{"name": "weather.get_forecast", "arguments": {"city": "Paris", "days": 0}}')
     assert "at arguments.days: 0 is less than the minimum of 1" in too_small.message
     missing = tools_check("weather.get_forecast(days=2)")
@@ -167,14 +169,24 @@ def test_tools_text_answer_passes_by_default_and_fails_when_a_call_is_required()
     assert not tools_check("[]", require_call=True).passed
 
 
-def test_tools_accepts_strings_that_spell_the_type_unless_strict():
+def test_tools_passes_a_wrong_argument_type_with_a_note_unless_strict():
+    loose = tools_check("weather.get_forecast(city='Paris', days='soon')")
+    assert loose.passed and loose.message == (
+        "1 valid call to weather.get_forecast (argument types differ from the schema: "
+        "call to weather.get_forecast: at arguments.days: 'soon' is not of type 'integer')")
+    assert not tools_check("weather.get_forecast(city='Paris', days='soon')", strict_types=True).passed
+    # a wrong type never hides a structural problem
+    assert not tools_check("weather.get_forecast(days='soon')").passed
+
+
+def test_strict_types_accepts_strings_that_spell_the_type_unless_told_not_to():
     call = "weather.get_forecast(city='Paris', days='3')"
-    assert tools_check(call).passed
-    assert not tools_check(call, coerce_strings=False).passed
-    assert not tools_check("weather.get_forecast(city='Paris', days='soon')").passed
-    assert tools_check("weather.get_forecast(city='Paris', days=3.0)").passed
-    assert not tools_check("weather.get_forecast(city='Paris', days=3.5)").passed
-    assert tools_check("weather.get_forecast(city='Paris', days=3.0)", coerce_strings=False).passed  # JSON Schema: 3.0 is an integer
+    assert tools_check(call, strict_types=True).passed
+    assert not tools_check(call, strict_types=True, coerce_strings=False).passed
+    assert tools_check("weather.get_forecast(city='Paris', days=3.0)", strict_types=True).passed
+    assert not tools_check("weather.get_forecast(city='Paris', days=3.5)", strict_types=True).passed
+    # JSON Schema: 3.0 is an integer
+    assert tools_check("weather.get_forecast(city='Paris', days=3.0)", strict_types=True, coerce_strings=False).passed
 
 
 def test_tool_schemas_in_language_types_are_normalised():
@@ -185,7 +197,7 @@ def test_tool_schemas_in_language_types_are_normalised():
     }
     tools = [{"type": "function", "function": {"name": "f", "parameters": schema}}]
     assert check(ToolCallValidator(), {"query": "q", "tools": tools}, "f(x=1.5, xs=('a', 'b'), o=object_ref)").passed
-    assert not check(ToolCallValidator(coerce_strings=False), {"query": "q", "tools": tools}, "f(x='1.5')").passed
+    assert not check(ToolCallValidator(strict_types=True, coerce_strings=False), {"query": "q", "tools": tools}, "f(x='1.5')").passed
 
 
 def test_tools_on_a_real_pool_accepts_every_shape_models_used(bench_dir):
@@ -430,8 +442,11 @@ def test_reranker_turns_on_tools_validation_for_tool_requests():
         '{"name": "weather_get_forecast", "arguments": {"city": "Paris", "days": 3}}',
     ]
     ranking = Reranker().rank(request, pool)
-    assert ranking.best_index == 1 and ranking.best.passed
-    assert not ranking.candidates[1].passed
+    assert ranking.best_index == 1 and ranking.best.passed and ranking.best.raw["tool-types"] == 1.0
+    assert ranking.candidates[1].raw["tool-types"] == 0.0
+    assert "argument types differ from the schema" in ranking.candidates[1].checks[0].message
+    unknown = Reranker().rank(request, pool + ["get_weather(city='Paris')"])
+    assert not unknown.candidates[-1].passed and unknown.candidates[-1].index == 2
 
 
 def test_reranker_with_doctest_prefers_the_candidate_whose_examples_pass():

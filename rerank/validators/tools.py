@@ -119,9 +119,15 @@ class ToolCallValidator(Validator):
       all is better decided by agreement across the pool (the ``tool-consensus`` scorer).
     - ``allow_extra_arguments`` (default False): an argument the function does not declare fails
       unless its schema allows additional properties.
-    - ``coerce_strings`` (default True): accept a string that spells the declared type
-      (``"7"`` for an integer, ``"true"`` for a boolean), as lax runtimes such as pydantic
-      coerce them and as tools wrapping Java or JavaScript receive them; False is strict.
+    - ``strict_types`` (default False): an argument of the wrong JSON type fails. Off by default
+      the call still passes, its message naming the mismatch: hand-written tool schemas are often
+      looser than their tools (``integer`` where a float works, an item type for a nested array,
+      a Java or JavaScript type for an argument the tool receives as source text), so a type
+      mismatch is weak evidence of a wrong call, while an unknown function, a missing required
+      argument, an undeclared one, a value outside an ``enum`` or unreadable arguments always fail.
+    - ``coerce_strings`` (default True): with ``strict_types``, accept a string that spells the
+      declared type (``"7"`` for an integer, ``"true"`` for a boolean), as lax runtimes such as
+      pydantic coerce them; False is strict.
 
     An optional argument given as null counts as not given.
     """
@@ -129,10 +135,16 @@ class ToolCallValidator(Validator):
     name = "tools"
 
     def __init__(
-        self, *, require_call: bool = False, allow_extra_arguments: bool = False, coerce_strings: bool = True
+        self,
+        *,
+        require_call: bool = False,
+        allow_extra_arguments: bool = False,
+        strict_types: bool = False,
+        coerce_strings: bool = True,
     ) -> None:
         self.require_call = require_call
         self.allow_extra_arguments = allow_extra_arguments
+        self.strict_types = strict_types
         self.coerce_strings = coerce_strings
 
     def applies(self, request: Request) -> bool:
@@ -146,44 +158,57 @@ class ToolCallValidator(Validator):
             if self.require_call:
                 return self.failed("no tool call found: the answer is text only (right only if no offered function fits)")
             return self.passed("no tool call: the answer is text only")
-        problems = [p for p in (self._problem(i, call, request.tools, len(calls)) for i, call in enumerate(calls)) if p]
+        found = [self._problem(i, call, request.tools, len(calls)) for i, call in enumerate(calls)]
+        problems = [problem for problem, is_type in found if problem and (self.strict_types or not is_type)]
         if problems:
             more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
             return self.failed(problems[0] + more)
         names = ", ".join(dict.fromkeys(match_function(c.name, request.tools)["name"] for c in calls))
-        return self.passed(f"{len(calls)} valid call{'s' if len(calls) > 1 else ''} to {names}")
+        loose = [problem for problem, _ in found if problem]
+        note = f" (argument types differ from the schema: {loose[0]})" if loose else ""
+        return self.passed(f"{len(calls)} valid call{'s' if len(calls) > 1 else ''} to {names}{note}")
 
-    def _problem(self, index: int, call: ParsedCall, tools: Sequence[Mapping[str, Any]], count: int) -> str | None:
+    def _problem(
+        self, index: int, call: ParsedCall, tools: Sequence[Mapping[str, Any]], count: int
+    ) -> tuple[str | None, bool]:
+        """What is wrong with one call (None if nothing), and whether that is only argument types."""
         label = f"call {index + 1} ({call.name or '?'})" if count > 1 else f"call to {call.name or '?'}"
         if call.error or call.arguments is None:
-            return f"{label}: {call.error or 'arguments could not be read'}"
+            return f"{label}: {call.error or 'arguments could not be read'}", False
         function = match_function(call.name, tools)
         if function is None:
             offered = ", ".join(f.get("function", f).get("name", "?") for f in tools if isinstance(f, Mapping))
-            return f"{label}: {call.name!r} is not an offered function (offered: {offered})"
+            return f"{label}: {call.name!r} is not an offered function (offered: {offered})", False
         schema = function.get("parameters")
         if not isinstance(schema, Mapping):
-            return None if not call.arguments else f"{label}: {function['name']} takes no parameters"
+            return (f"{label}: {function['name']} takes no parameters" if call.arguments else None), False
         if not self.allow_extra_arguments:
             extra = self._extra_arguments(schema, call.arguments)
             if extra:
                 known = ", ".join(schema.get("properties", {})) or "none"
-                return f"{label}: {', '.join(map(repr, extra))} {'is not a parameter' if len(extra) == 1 else 'are not parameters'} of {function['name']} (parameters: {known})"
+                return f"{label}: {', '.join(map(repr, extra))} {'is not a parameter' if len(extra) == 1 else 'are not parameters'} of {function['name']} (parameters: {known})", False
+        other, wrong_type = self._schema_errors(schema, call.arguments)
+        if other or wrong_type:
+            return f"{label}: {other or wrong_type}", not other
+        return None, False
+
+    def _schema_errors(self, schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> tuple[str | None, str | None]:
+        """The most relevant violation of the function's schema other than a JSON type, and of a type."""
         validator = self._validator(schema)
         if validator is None:
-            return None
+            return None, None
         required = schema.get("required") if isinstance(schema.get("required"), list) else []
         # null for an optional parameter (``timeout=None``) means "not given", as leaving it out does
-        arguments = {k: v for k, v in call.arguments.items() if v is not None or k in required}
+        arguments = {k: v for k, v in arguments.items() if v is not None or k in required}
         if self.coerce_strings:
             arguments = coerce_strings(normalise_schema(schema), arguments)
         try:
-            error = best_match(validator.iter_errors(arguments))
+            errors = list(validator.iter_errors(arguments))
         except RecursionError:
-            return f"{label}: arguments are nested too deeply to check"
-        if error is not None:
-            return f"{label}: {describe_error(error, root='arguments')}"
-        return None
+            return "arguments are nested too deeply to check", None
+        other = best_match(e for e in errors if e.validator != "type")
+        wrong_type = best_match(e for e in errors if e.validator == "type")
+        return tuple(None if e is None else describe_error(e, root="arguments") for e in (other, wrong_type))
 
     @staticmethod
     def _extra_arguments(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> list[str]:
