@@ -32,7 +32,7 @@ from typing import Any, Callable, Collection, Literal, Mapping, Sequence
 from .errors import ConfigError, InputError
 from .generate import Kind, query_of
 from .jsonl import MAX_LINE_BYTES, parse_line
-from .middleware import chat_events, response_events
+from .sse import chat_events, response_events
 from .text import words
 from .types import Candidate, coerce_candidates
 
