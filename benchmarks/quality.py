@@ -36,11 +36,10 @@ from common import (
 )
 
 from rerank import Candidate, Reranker
-from rerank.embeddings import get_embedder
 from rerank.errors import ConfigError, RerankError
 from rerank.progress import Progress
 from rerank.reranker import Signals
-from rerank.text import sentences
+from rerank.warm import warmed
 
 DEFAULT_VALIDATORS: dict[str, list[list[str]]] = {
     "humaneval": [["python"], ["python-doctest"]],
@@ -85,31 +84,6 @@ def validator_sets(path: Path, override: Sequence[str] | None) -> list[list[str]
     return DEFAULT_VALIDATORS.get(task_of(path), [[]])
 
 
-WARM_CHUNK = 128
-"""Pools whose texts are encoded together before they are measured (see ``warm_embeddings``)."""
-
-
-def warm_embeddings(pools: Sequence[Pool]) -> None:
-    """Encode the queries and candidate texts of ``pools`` in one call, filling the embedder's cache.
-
-    One large call sorts texts by length and pads little; pool by pool, every short answer is
-    padded to its pool's longest. The embeddings are the same either way, so only speed changes
-    (a text the scorers split differently is simply encoded again when they ask for it).
-    """
-    texts: list[str] = []
-    for pool in pools:
-        try:
-            answers = [Candidate.coerce(c).text for c in pool.candidates]
-        except RerankError:
-            continue  # a malformed pool is reported when it is measured
-        texts += [pool.request.get("query") or ""] + answers
-        context = pool.request.get("context")
-        if isinstance(context, str):  # what grounding compares: sentences of the context and answers
-            texts += [s for text in [context, *answers] for s in sentences(text)]
-    # The shared embedder the scorers use, so its text cache serves their encodes.
-    get_embedder().encode(list(dict.fromkeys(t for t in texts if t)))
-
-
 def measure_run(run: Run, pools: Sequence[Pool], *, quiet: bool) -> None:
     """Measure every pool once with the default reranker and ``run.validators``."""
     start = time.perf_counter()
@@ -121,10 +95,8 @@ def measure_run(run: Run, pools: Sequence[Pool], *, quiet: bool) -> None:
         return
     consensus_only = Reranker(scorers=["consensus"], auto_validators=False)
     progress = Progress(label, total=len(pools), enabled=not quiet)
-    for number, pool in enumerate(pools):
+    for pool in warmed(reranker, pools, lambda p: (p.request, p.candidates)):
         try:
-            if number % WARM_CHUNK == 0:
-                warm_embeddings(pools[number:number + WARM_CHUNK])
             signals = reranker.measure(pool.request, pool.candidates)
             extra = None
             if "consensus" not in signals.raw:

@@ -1,4 +1,5 @@
-"""The `rerank` command line: `rerank score` ranks pre-generated candidates, line by line.
+"""The `rerank` command line: `rerank score` ranks pre-generated candidates, line by line;
+`rerank fit` learns weights from labelled ones.
 
 Exit codes: 0 every line succeeded, 1 some lines failed (each has an error line), 2 usage error.
 """
@@ -20,17 +21,36 @@ from .types import Ranking
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-def parse_weights(pairs: Iterable[str], path: str | None) -> dict[str, float]:
-    """Weights from a JSON file (``{"name": number}``) overridden by ``NAME=VALUE`` pairs."""
+def _numbers(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(v, (int, float)) for v in value.values())
+
+
+def parse_weights(pairs: Iterable[str], path: str | None) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Weights from a JSON file overridden by ``NAME=VALUE`` pairs, and per-profile weights.
+
+    The file holds either ``{"name": number}`` (or ``{"weights": {...}}``) for every request, or
+    what `rerank fit` writes: ``{"profiles": {"profile": {"name": number}}, "report": ...}``, whose
+    weights replace each named profile's defaults. Returns ``(weights, profile_weights)``.
+    """
     weights: dict[str, float] = {}
+    profiles: dict[str, dict[str, float]] = {}
     if path:
         try:
             loaded = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise click.BadParameter(f"cannot read weights from {path}: {exc}", param_hint="--weights")
+        if isinstance(loaded, dict) and "profiles" in loaded:
+            by_profile = loaded["profiles"]
+            if not isinstance(by_profile, dict) or not all(_numbers(w) for w in by_profile.values()):
+                raise click.BadParameter(f'{path}: "profiles" must map each profile name to a JSON object '
+                                         f"of numbers", param_hint="--weights")
+            profiles = {str(p): {str(k): float(v) for k, v in w.items()} for p, w in by_profile.items()}
+            loaded = loaded.get("weights", {})
         loaded = loaded.get("weights", loaded) if isinstance(loaded, dict) else loaded
-        if not isinstance(loaded, dict) or not all(isinstance(v, (int, float)) for v in loaded.values()):
-            raise click.BadParameter(f"{path} must hold a JSON object of numbers", param_hint="--weights")
+        if not _numbers(loaded):
+            raise click.BadParameter(f"{path} must hold a JSON object of numbers, or {{\"profiles\": "
+                                     f"{{profile: {{name: number}}}}}} as `rerank fit` writes",
+                                     param_hint="--weights")
         weights.update({str(k): float(v) for k, v in loaded.items()})
     for pair in pairs:
         name, sep, value = pair.partition("=")
@@ -40,24 +60,29 @@ def parse_weights(pairs: Iterable[str], path: str | None) -> dict[str, float]:
             sep = ""
         if not sep or not name.strip():
             raise click.BadParameter(f"expected NAME=NUMBER, got {pair!r}", param_hint="--weight")
-    return weights
+    return weights, profiles
+
+
+validator_option = click.option(
+    "--validator", "validators", multiple=True, metavar="NAME",
+    help="Run this validator as a gate (repeatable): json, json-schema, tools, python, "
+         "python-doctest (executes code in a sandbox), regex, length, or a plugin "
+         "(see `rerank plugins`).")
+model_option = click.option("--embedding-model", "model", metavar="DIR",
+                            help="Embedding model directory (default: the bundled all-MiniLM-L6-v2).")
 
 
 def scoring_options(func: Any) -> Any:
     """The options shared by every command that ranks: validators, scorers, weights, model."""
     options = [
-        click.option("--validator", "validators", multiple=True, metavar="NAME",
-                     help="Run this validator as a gate (repeatable): json, json-schema, tools, python, "
-                          "python-doctest (executes code in a sandbox), regex, length, or a plugin "
-                          "(see `rerank plugins`)."),
+        validator_option,
         click.option("--scorer", "scorers", multiple=True, metavar="NAME",
                      help="Use only these scorers (repeatable) instead of the task's profile."),
         click.option("--weight", "weight_pairs", multiple=True, metavar="NAME=NUMBER",
                      help="Override one scorer's weight (repeatable); 0 turns it off."),
         click.option("--weights", "weights_file", type=click.Path(dir_okay=False), metavar="FILE",
-                     help="JSON object of scorer weights."),
-        click.option("--embedding-model", "model", metavar="DIR",
-                     help="Embedding model directory (default: the bundled all-MiniLM-L6-v2)."),
+                     help="JSON object of scorer weights, or the per-profile weights `rerank fit` writes."),
+        model_option,
         click.option("--strict", is_flag=True,
                      help="Fail a pool when no candidate passes its validators."),
     ]
@@ -71,10 +96,10 @@ def build_reranker(validators: tuple[str, ...], scorers: tuple[str, ...], weight
     """A Reranker from the scoring options; bad names or values are usage errors."""
     from .reranker import Reranker
 
-    weights = parse_weights(weight_pairs, weights_file)
+    weights, profile_weights = parse_weights(weight_pairs, weights_file)
     try:
         return Reranker(scorers=list(scorers) or None, validators=list(validators),
-                        weights=weights, model=model, strict=strict)
+                        weights=weights, model=model, strict=strict, profile_weights=profile_weights)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
 
@@ -97,6 +122,11 @@ def score_line(reranker: Any, line: Line) -> dict[str, Any]:
         return {"id": line.id, "line": line.number, "error": f"{type(exc).__name__}: {exc}"}
     return {"id": line.id, "best_index": ranking.best_index, "best": candidates[ranking.best_index],
             **ranking.to_dict()}
+
+
+def _pool_of(line: Line) -> tuple[dict[str, Any], list[Any]] | None:
+    candidates = (line.value or {}).get("candidates")
+    return (line.value, candidates) if isinstance(candidates, list) else None
 
 
 def format_table(result: dict[str, Any], candidates: list[Any] | None) -> str:
@@ -143,7 +173,9 @@ def score(input_file: BinaryIO, output: TextIO, fmt: str, quiet: bool, **scoring
     total = _count_lines(input_file)
     progress = Progress("score", total=total, enabled=not quiet)
     failed = 0
-    for line in read_lines(input_file):
+    from .warm import warmed
+
+    for line in warmed(reranker, read_lines(input_file), _pool_of):
         result = score_line(reranker, line)
         failed += "error" in result
         candidates = (line.value or {}).get("candidates")
@@ -153,6 +185,56 @@ def score(input_file: BinaryIO, output: TextIO, fmt: str, quiet: bool, **scoring
         progress.advance(failed="error" in result)
     progress.close()
     sys.exit(EXIT_SOME_FAILED if failed else EXIT_OK)
+
+
+@main.command("fit")
+@click.argument("input_file", metavar="LABELLED", type=click.File("rb"))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), metavar="FILE",
+              help="Where to write the weights (JSON), for `rerank score --weights FILE`.")
+@validator_option
+@click.option("--scorer", "scorers", multiple=True, metavar="NAME",
+              help="Also measure this scorer and fit its weight (repeatable), beside each profile's own.")
+@model_option
+@click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
+              help="Cross-validation folds (fewer when there are fewer groups).")
+@click.option("--group-by", metavar="FIELD",
+              help="Pools sharing this field's value are never split between folds "
+                   "(default: sample_of, else source, else the id up to its last / or #).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+def fit(input_file: BinaryIO, output: str, validators: tuple[str, ...], scorers: tuple[str, ...],
+        model: str | None, folds: int, group_by: str | None, quiet: bool) -> None:
+    """Learn scorer weights for each task profile from labelled pools in LABELLED (JSONL, or -).
+
+    Each line is a `rerank score` input line whose candidates carry a "label" (a number, higher
+    is better: thumbs up/down as 1/0). Every pool is measured once; for each profile, weights
+    are fitted and cross-validated on folds that never split a group, and written only when
+    they beat the profile's defaults on held-out pools. Lines without labels or that cannot be
+    used are counted and skipped. Prints the held-out results per profile.
+
+    Exit 0 when the weights file was written, 2 on usage errors (e.g. no usable pool).
+    """
+    from .fit import fit_file, measuring_reranker
+
+    if not Path(output).resolve().parent.is_dir():
+        raise click.BadParameter(f"{Path(output).parent} is not a directory", param_hint="--output")
+    try:
+        reranker = measuring_reranker(validators=validators, extra_scorers=scorers, model=model)
+        run = fit_file(input_file, reranker=reranker, source=input_file.name, folds=folds, group_by=group_by,
+                       settings={"validators": list(validators), "extra_scorers": list(scorers),
+                                 "embedding_model": model}, quiet=quiet)
+    except (ConfigError, InputError) as exc:
+        raise click.UsageError(str(exc)) from None
+    for error in run.reading.errors[:10]:
+        click.echo(f"skipped {error}", err=True)
+    if len(run.reading.errors) > 10:
+        click.echo(f"... and {len(run.reading.errors) - 10} more errors (all listed in the report)", err=True)
+    try:
+        Path(output).write_text(json.dumps(run.document(), indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise click.UsageError(f"cannot write {output}: {exc}") from None
+    click.echo(run.table(), nl=False)
+    click.echo(f"weights written to {output}", err=True)
+    sys.exit(EXIT_OK)
 
 
 @main.command("plugins")

@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .errors import AllCandidatesFailedError, ConfigError
-from .profiles import Profile, choose_profile
+from .profiles import PROFILES, Profile, choose_profile
 from .registry import make_scorer, make_validator
 from .scorers.base import Scorer, Validator
 from .types import Candidate, Check, Ranking, Request, ScoredCandidate, coerce_candidates
@@ -24,6 +24,8 @@ class Reranker:
     ``validators`` always run; with ``auto_validators`` the request's ``tools`` turn on the tools
     validator and its ``schema`` the json-schema one. ``strict`` raises when no candidate passes.
     ``model`` is the embedding model (a local directory) for the embedding scorers.
+    ``profile_weights`` maps a profile name to weights that replace that profile's defaults
+    (e.g. learned by ``rerank fit``); ``weights`` still override them.
     """
 
     def __init__(
@@ -35,22 +37,36 @@ class Reranker:
         auto_validators: bool = True,
         strict: bool = False,
         model: str | None = None,
+        profile_weights: Mapping[str, Mapping[str, float]] | None = None,
     ) -> None:
         self._cache: dict[tuple[str, str], Any] = {}
         self._scorer_options = {"model": model} if model else {}
         self._fixed_scorers = None if scorers is None else [self._scorer(s) for s in scorers]
         self._validators = [self._validator(v) for v in validators]
         self._weights = dict(weights or {})
-        for name, value in self._weights.items():
+        self._check_weights(self._weights, "weight")
+        self._profile_weights: dict[str, dict[str, float]] = {}
+        for profile, mapping in (profile_weights or {}).items():
+            if profile not in PROFILES:
+                raise ConfigError(f"weights for unknown profile {profile!r}: the profiles are "
+                                  f"{', '.join(PROFILES)}")
+            if not isinstance(mapping, Mapping):
+                raise ConfigError(f"weights for profile {profile!r} must map scorer names to numbers, "
+                                  f"got {type(mapping).__name__}")
+            self._profile_weights[profile] = dict(mapping)
+            self._check_weights(self._profile_weights[profile], f"{profile} profile weight")
+        self.auto_validators = auto_validators
+        self.strict = strict
+
+    def _check_weights(self, weights: Mapping[str, float], what: str) -> None:
+        for name, value in weights.items():
             if not isinstance(value, (int, float)) or not np.isfinite(value):
-                raise ConfigError(f"weight for {name!r} must be a finite number, got {value!r}")
+                raise ConfigError(f"{what} for {name!r} must be a finite number, got {value!r}")
             if self._fixed_scorers is None:
                 self._scorer(name)  # an unknown name fails now, not on the first pool
             elif name not in {s.name for s in self._fixed_scorers}:
-                raise ConfigError(f"weight for {name!r} names no scorer in use: "
+                raise ConfigError(f"{what} for {name!r} names no scorer in use: "
                                   f"{', '.join(s.name for s in self._fixed_scorers)}")
-        self.auto_validators = auto_validators
-        self.strict = strict
 
     def _scorer(self, spec: str | Scorer) -> Scorer:
         if isinstance(spec, Scorer):
@@ -71,14 +87,15 @@ class Reranker:
     def plan(self, request: Request) -> tuple[Profile, list[tuple[Scorer, float]], list[Validator]]:
         """The profile, the (scorer, weight) pairs and the validators that ``rank`` would use."""
         profile = choose_profile(request, [v.name for v in self._validators])
+        defaults = self._profile_weights.get(profile.name, profile.weights)
         if self._fixed_scorers is not None:
             scorers = self._fixed_scorers
         else:
-            names = list(profile.weights) + [n for n in self._weights if n not in profile.weights]
+            names = list(defaults) + [n for n in self._weights if n not in defaults]
             scorers = [self._scorer(name) for name in names]
         weighted = []
         for scorer in scorers:
-            weight = self._weights.get(scorer.name, profile.weights.get(scorer.name, 1.0))
+            weight = self._weights.get(scorer.name, defaults.get(scorer.name, 1.0))
             if weight and scorer.applies(request):
                 weighted.append((scorer, float(weight)))
         validators = list(self._validators)
