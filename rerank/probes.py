@@ -58,7 +58,7 @@ def _any_int(rng: random.Random) -> int:
     if kind < 0.75:
         return rng.randint(11, 200)
     if kind < 0.88:
-        return rng.randint(201, 99999)
+        return rng.randint(201, 9999)
     return -rng.randint(1, 30)
 
 
