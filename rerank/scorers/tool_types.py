@@ -23,11 +23,10 @@ class ToolArgumentTypes(Scorer):
     min_spread = 0.3
 
     def __init__(self) -> None:
-        self._lax = ToolCallValidator()
-        self._strict = ToolCallValidator(strict_types=True)
+        self._validator = ToolCallValidator()
 
     def applies(self, request: Request) -> bool:
         return bool(request.tools)
 
     def score(self, request: Request, candidates: Sequence[Candidate]) -> list[float]:
-        return [float(self._strict.check(request, c).passed or not self._lax.check(request, c).passed) for c in candidates]
+        return [float(self._validator.type_mismatch(request, c) is None) for c in candidates]

@@ -158,15 +158,25 @@ class ToolCallValidator(Validator):
             if self.require_call:
                 return self.failed("no tool call found: the answer is text only (right only if no offered function fits)")
             return self.passed("no tool call: the answer is text only")
-        found = [self._problem(i, call, request.tools, len(calls)) for i, call in enumerate(calls)]
-        problems = [problem for problem, is_type in found if problem and (self.strict_types or not is_type)]
+        found = self._problems(request, calls)
+        problems = [problem for problem, is_type in found if self.strict_types or not is_type]
         if problems:
             more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
             return self.failed(problems[0] + more)
         names = ", ".join(dict.fromkeys(match_function(c.name, request.tools)["name"] for c in calls))
-        loose = [problem for problem, _ in found if problem]
-        note = f" (argument types differ from the schema: {loose[0]})" if loose else ""
+        note = f" (argument types differ from the schema: {found[0][0]})" if found else ""
         return self.passed(f"{len(calls)} valid call{'s' if len(calls) > 1 else ''} to {names}{note}")
+
+    def type_mismatch(self, request: Request, candidate: Candidate) -> str | None:
+        """The first argument of a wrong JSON type in calls that are otherwise valid, else None
+        (also None when a call has a problem other than a type: the gate reports that one)."""
+        found = self._problems(request, parse_calls(candidate, tools=request.tools))
+        return found[0][0] if found and all(is_type for _, is_type in found) else None
+
+    def _problems(self, request: Request, calls: Sequence[ParsedCall]) -> list[tuple[str, bool]]:
+        """Each problem of the calls, and whether it is only an argument's type."""
+        found = [self._problem(i, call, request.tools, len(calls)) for i, call in enumerate(calls)]
+        return [(problem, is_type) for problem, is_type in found if problem]
 
     def _problem(
         self, index: int, call: ParsedCall, tools: Sequence[Mapping[str, Any]], count: int
