@@ -31,7 +31,7 @@ from .errors import ConfigError, InputError, RerankError
 from .jsonl import read_lines
 from .profiles import PROFILES
 from .progress import Progress
-from .reranker import Reranker, Signals, normalise
+from .reranker import Reranker, Signals, gate_rank, normalise
 from .warm import warmed
 
 REQUEST_FIELDS = ("query", "context", "tools", "schema")
@@ -215,8 +215,8 @@ class PoolSet:
             for k, name in enumerate(scorers):
                 if name in s.raw:
                     x[p, :n, k] = normalise(np.asarray(s.raw[name], dtype=float), s.min_spread[name])
-            rank = np.array([2 * len(cs) * all(c.passed for c in cs) + sum(c.passed for c in cs) for cs in s.checks])
-            eligible[p, :n] = rank == rank.max()
+            ranks = [gate_rank(cs) for cs in s.checks]
+            eligible[p, :n] = [rank == max(ranks) for rank in ranks]
             labels[p, :n] = m.pool.labels
         return cls(tuple(scorers), x, eligible, labels, np.array([len(m.signals.pool) for m in measured]),
                    tuple(m.pool.group for m in measured))

@@ -151,10 +151,8 @@ class Reranker:
         # scaled by 1/min_spread): totals are in spreads, so 1e-6 is far below any real difference.
         tie_key = np.round(total, 6)
         checks = signals.checks
-        passed_counts = [sum(c.passed for c in cs) for cs in checks]
-        order = sorted(
-            range(n), key=lambda i: (-all(c.passed for c in checks[i]), -passed_counts[i], -tie_key[i], i)
-        )
+        gates = [gate_rank(cs) for cs in checks]
+        order = sorted(range(n), key=lambda i: (-gates[i][0], -gates[i][1], -tie_key[i], i))
         ranked = tuple(
             ScoredCandidate(
                 index=i,
@@ -196,6 +194,11 @@ class Signals:
     raw: Mapping[str, np.ndarray]
     checks: list[tuple[Check, ...]]
     timings: Mapping[str, float]
+
+
+def gate_rank(checks: Sequence[Check]) -> tuple[bool, int]:
+    """How far a candidate got through its gates: passing them all first, then passing more."""
+    return all(c.passed for c in checks), sum(c.passed for c in checks)
 
 
 def normalise(values: np.ndarray, min_spread: float) -> np.ndarray:
