@@ -21,7 +21,7 @@ import json
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .errors import ConfigError, GenerationError, InputError
 from .generate import DEFAULT_CONCURRENCY, check_options
@@ -128,17 +128,23 @@ def _run(make: Callable[[], Any], n: int, concurrency: int,
             finished, pending = wait(pending, timeout=_left(start, deadline, results), return_when=FIRST_COMPLETED)
             if not finished and results:
                 break
-            for future in finished:
-                error = future.exception()
-                if error is None:
-                    results.append(future.result())
-                elif isinstance(error, Exception):
-                    errors.append(error)
-                else:
-                    raise error
+            _sort_out(finished, results, errors)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     return results, errors
+
+
+def _sort_out(finished: Iterable[Any], results: list[Any], errors: list[BaseException]) -> None:
+    """Each finished future's or task's value into ``results``, its exception into ``errors``;
+    what is not an Exception (KeyboardInterrupt, SystemExit) is raised again."""
+    for done in finished:
+        error = done.exception()
+        if error is None:
+            results.append(done.result())
+        elif isinstance(error, Exception):
+            errors.append(error)
+        else:
+            raise error
 
 
 async def _gather(make: Callable[[], Any], n: int, concurrency: int,
@@ -160,14 +166,7 @@ async def _gather(make: Callable[[], Any], n: int, concurrency: int,
                                                    return_when=asyncio.FIRST_COMPLETED)
             if not finished and results:
                 break
-            for task in finished:
-                error = task.exception()
-                if error is None:
-                    results.append(task.result())
-                elif isinstance(error, Exception):
-                    errors.append(error)
-                else:
-                    raise error
+            _sort_out(finished, results, errors)
     finally:
         for task in pending:
             task.cancel()
