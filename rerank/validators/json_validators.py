@@ -92,6 +92,14 @@ def unwrap_schema(schema: Mapping[str, Any]) -> Mapping[str, Any]:
     return schema
 
 
+def _answer_json(candidate: Candidate, no_text: str) -> tuple[Any, str | None]:
+    """The JSON in the answer's text and None, or None and why there is none (``no_text``, with
+    ``{what}`` filled in, when the answer has no text)."""
+    if not candidate.content:
+        return None, no_text.format(what="a tool call" if candidate.tool_calls else "empty")
+    return extract_json(candidate.content)
+
+
 class JSONValidator(Validator):
     """The answer's text is JSON, bare or in a fenced block; the message says where parsing failed."""
 
@@ -99,10 +107,7 @@ class JSONValidator(Validator):
 
     def check(self, request: Request, candidate: Candidate) -> Check:
         """Pass when the content parses as JSON."""
-        if not candidate.content:
-            what = "a tool call" if candidate.tool_calls else "empty"
-            return self.failed(f"no text to parse: the answer is {what}; expected JSON")
-        value, error = extract_json(candidate.content)
+        value, error = _answer_json(candidate, "no text to parse: the answer is {what}; expected JSON")
         if error is not None:
             return self.failed(error)
         return self.passed(f"valid JSON ({_kind(value)})")
@@ -128,10 +133,7 @@ class JSONSchemaValidator(Validator):
     def check(self, request: Request, candidate: Candidate) -> Check:
         """Pass when the answer's JSON has no schema violation."""
         validator = self._validator(request.schema or {})
-        if not candidate.content:
-            what = "a tool call" if candidate.tool_calls else "empty"
-            return self.failed(f"no text to check: the answer is {what}; expected JSON matching the schema")
-        value, error = extract_json(candidate.content)
+        value, error = _answer_json(candidate, "no text to check: the answer is {what}; expected JSON matching the schema")
         if error is not None:
             return self.failed(error)
         try:
