@@ -58,6 +58,14 @@ SCHEMA = {
 }
 
 
+def test_json_validators_name_an_answer_without_text():
+    assert check(JSONValidator(), "q", "").message == "no text to parse: the answer is empty; expected JSON"
+    call = {"content": None, "tool_calls": [{"function": {"name": "f", "arguments": "{}"}}]}
+    schema_check = check(JSONSchemaValidator(), {"query": "q", "schema": SCHEMA}, call)
+    assert not schema_check.passed
+    assert schema_check.message == "no text to check: the answer is a tool call; expected JSON matching the schema"
+
+
 def test_json_schema_applies_only_with_a_schema():
     v = JSONSchemaValidator()
     assert not v.applies(Request("q"))
