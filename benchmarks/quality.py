@@ -7,8 +7,8 @@ would switch on for its task, every pool is measured once (``Reranker.measure``)
 below then re-ranks those measurements with other weights or gates (``Reranker.combine``):
 
 - ``default``: the reranker as it ships (the request's profile, its weights and gates);
-- baselines: ``random`` (the pool's mean label), ``first``, ``longest``, ``consensus`` (the
-  candidate most similar to the others) and ``oracle`` (the best label);
+- baselines: ``random`` (the pool's mean label), ``first``, ``longest``, ``shortest``,
+  ``consensus`` (the candidate most similar to the others) and ``oracle`` (the best label);
 - ``only X``: one scorer alone, without gates; ``gate only: V``: one validator alone, ties to
   the first candidate;
 - ``without X``: the default minus one scorer or one gate (ablation).
@@ -143,13 +143,18 @@ def selectors(reranker: Reranker, scorers: Sequence[str], validators: Sequence[s
         return pick(without_gates(source), {"consensus": 1.0})
 
     def longest(m: Measured) -> int:
-        lengths = [len(Candidate.coerce(c).text) for c in m.signals.pool]
+        lengths = text_lengths(m.signals)
         return lengths.index(max(lengths))
+
+    def shortest(m: Measured) -> int:
+        lengths = text_lengths(m.signals)
+        return lengths.index(min(lengths))
 
     rows: dict[str, tuple[str, Selector]] = {
         "default": ("reranker", lambda m: pick(m.signals)),
         "first": ("baseline", lambda m: 0),
         "longest": ("baseline", longest),
+        "shortest": ("baseline", shortest),
         "consensus": ("baseline", consensus),
     }
     for name in scorers:
@@ -164,6 +169,21 @@ def selectors(reranker: Reranker, scorers: Sequence[str], validators: Sequence[s
     for name in validators:
         rows[f"without gate {name}"] = ("ablation", lambda m, v=name: pick(keep_gates(m.signals, lambda x: x != v)))
     return rows
+
+
+def text_lengths(signals: Signals) -> list[int]:
+    """Each candidate's text length in characters."""
+    return [len(Candidate.coerce(c).text) for c in signals.pool]
+
+
+def length_ranks(signals: Signals) -> np.ndarray:
+    """Each candidate's place by length within its pool: 0 the shortest, 1 the longest (ties share)."""
+    lengths = np.array(text_lengths(signals), dtype=float)
+    if len(lengths) < 2:
+        return np.full(len(lengths), 0.5)
+    below = (lengths[:, None] > lengths[None, :]).sum(axis=1)
+    equal = (lengths[:, None] == lengths[None, :]).sum(axis=1) - 1
+    return (below + equal / 2) / (len(lengths) - 1)
 
 
 def ordered_union(groups: Sequence[Sequence[str]]) -> list[str]:
@@ -196,7 +216,7 @@ def score_rows(run: Run) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     rows = [{"selector": name, "kind": kind, **metric(np.array([l[i] for l, i in zip(labels, chosen)]), random, oracle)}
             for name, (kind, chosen) in picks.items()]
     rows.insert(1, {"selector": "random", "kind": "baseline", **metric(random, random, oracle)})
-    rows.insert(5, {"selector": "oracle", "kind": "baseline", **metric(oracle, random, oracle)})
+    rows.insert(6, {"selector": "oracle", "kind": "baseline", **metric(oracle, random, oracle)})
     checks = [c for m in run.measured for cs in m.signals.checks for c in cs]
     candidates = sum(len(m.signals.pool) for m in run.measured)
     passing = sum(all(c.passed for c in cs) for m in run.measured for cs in m.signals.checks)
@@ -205,7 +225,10 @@ def score_rows(run: Run) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     for m in run.measured:
         profiles[m.signals.profile] = profiles.get(m.signals.profile, 0) + 1
         weights.setdefault(m.signals.profile, dict(m.signals.weights))
+    ranks = [length_ranks(m.signals) for m in run.measured]
     facts = {
+        "default_length_rank": float(np.mean([r[i] for r, i in zip(ranks, picks["default"][1])])),
+        "length_label_correlation": _correlation(np.concatenate(ranks), np.concatenate(labels)),
         "random": float(random.mean()),
         "oracle": float(oracle.mean()),
         "profiles": profiles,
@@ -218,6 +241,12 @@ def score_rows(run: Run) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             [a == b for a, b in zip(picks["default"][1], picks["consensus"][1])])) if run.measured else None,
     }
     return rows, facts
+
+
+def _correlation(x: np.ndarray, y: np.ndarray) -> float | None:
+    if len(x) < 2 or x.std() == 0 or y.std() == 0:
+        return None
+    return float(np.corrcoef(x, y)[0, 1])
 
 
 def render(result: dict[str, Any]) -> str:
@@ -235,6 +264,10 @@ def render(result: dict[str, Any]) -> str:
     ]
     if facts["candidates_passing_gates"] is not None:
         lines[-1] += f" {facts['candidates_passing_gates']}/{facts['candidates']} candidates pass every gate."
+    correlation = facts.get("length_label_correlation")
+    lines[-1] += (f" Length: the default's picks sit at {facts['default_length_rank']:.2f} of their pools' length order "
+                  f"(0 the shortest, 1 the longest); the labels' correlation with length order is "
+                  f"{'n/a' if correlation is None else f'{correlation:+.2f}'}.")
     if result["failed_pools"]:
         lines[-1] += f" {len(result['failed_pools'])} pools failed and are left out: {result['failed_pools'][0]}"
     table = markdown_table(
@@ -248,22 +281,27 @@ def render(result: dict[str, Any]) -> str:
 
 
 def render_summary(results: Sequence[dict[str, Any]]) -> str:
-    """One line per run: the default's gain beside the best baseline that uses no labels."""
+    """One line per run: the default's gain beside the best label-blind baseline and both length baselines."""
     rows = []
     for result in results:
         validators = ", ".join(result["validators"]) or "none"
         if result.get("error"):
-            rows.append([result["file"], validators, result["pools"], "not run", "", ""])
+            rows.append([result["file"], validators, result["pools"], "not run", "", "", "", "", ""])
             continue
         by_name = {r["selector"]: r for r in result["rows"]}
         default = by_name["default"]
         best = max((by_name[name] for name in BASELINES), key=lambda r: r["mean_label"])
-        rows.append([result["file"], validators, result["pools_scored"], _gain(default), best["selector"], _gain(best)])
+        facts = result["facts"]
+        correlation = facts.get("length_label_correlation")
+        rows.append([result["file"], validators, result["pools_scored"], _gain(default), best["selector"], _gain(best),
+                     _gain(by_name["longest"]), _gain(by_name["shortest"]),
+                     f"{facts['default_length_rank']:.2f} / {'n/a' if correlation is None else f'{correlation:+.2f}'}"])
     return "### Summary\n\n" + markdown_table(
-        ["file", "validators", "pools", "default gain", "best baseline", "its gain"], rows) + "\n"
+        ["file", "validators", "pools", "default gain", "best baseline", "its gain", "longest", "shortest",
+         "pick's length rank / length-label corr."], rows) + "\n"
 
 
-BASELINES = ("first", "longest", "consensus")
+BASELINES = ("first", "longest", "shortest", "consensus")
 """The label-blind baselines the summary compares with (random is 0 and oracle 1 by definition)."""
 
 

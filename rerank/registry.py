@@ -24,6 +24,7 @@ BUILTIN_SCORERS: dict[str, str] = {
     "code-consensus": "rerank.scorers.code:CodeConsensus",
     "simplicity": "rerank.scorers.code:Simplicity",
     "execution": "rerank.scorers.execution:ExecutionConsensus",
+    "instructions": "rerank.scorers.instructions:InstructionsFollowed",
 }
 
 BUILTIN_VALIDATORS: dict[str, str] = {
@@ -34,6 +35,7 @@ BUILTIN_VALIDATORS: dict[str, str] = {
     "python-doctest": "rerank.validators.python:DoctestValidator",
     "regex": "rerank.validators.text:RegexValidator",
     "length": "rerank.validators.text:LengthValidator",
+    "instructions": "rerank.validators.text:InstructionsValidator",
 }
 
 

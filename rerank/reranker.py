@@ -118,6 +118,7 @@ class Reranker:
             for i, check in enumerate(validator.check_pool(request, pool)):
                 checks[i].append(check)
             timings[validator.name] = time.perf_counter() - start
+        weighted = [(scorer, weight) for scorer, weight in weighted if len(pool) >= scorer.min_candidates]
         raw: dict[str, np.ndarray] = {}
         for scorer, _ in weighted:
             start = time.perf_counter()

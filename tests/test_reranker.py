@@ -27,9 +27,18 @@ def test_best_is_on_topic_and_every_candidate_is_explained():
     assert ranking.profile == "chat"
     best = ranking.best
     assert best.score == pytest.approx(sum(best.components.values()))
-    assert set(best.raw) == set(ranking.weights) == {"coverage", "structure", "relevance"}
+    assert "coverage" not in best.raw  # agreement says nothing in a pair: left out
+    assert set(best.raw) == set(ranking.weights)
     assert [c.rank for c in ranking] == [0, 1]
     assert ranking.to_dict()["candidates"][0]["index"] == 0
+
+
+def test_agreement_scorers_need_a_third_candidate():
+    pair = ["Paris is the capital of France.", "Paris is the capital and largest city of France."]
+    trio = pair + ["France's capital is Paris."]
+    reranker = Reranker(weights={"coverage": 1.0, "consensus": 1.0})
+    assert {"coverage", "consensus"}.isdisjoint(reranker.rank(QUERY, pair).best.raw)
+    assert {"coverage", "consensus"} <= set(reranker.rank(QUERY, trio).best.raw)
 
 
 def test_a_failing_candidate_never_outranks_a_passing_one():

@@ -13,11 +13,14 @@ class Scorer(ABC):
 
     Scores are raw (any scale); the reranker normalises them within the pool. ``min_spread`` is
     the smallest spread of raw scores that means something: a pool whose scores differ by less is
-    treated as a tie instead of having noise stretched into a ranking.
+    treated as a tie instead of having noise stretched into a ranking. ``min_candidates`` is the
+    smallest pool in which the signal can tell candidates apart; the reranker leaves it out of
+    smaller pools.
     """
 
     name: ClassVar[str]
     min_spread: ClassVar[float] = 1e-6
+    min_candidates: ClassVar[int] = 1
 
     def applies(self, request: Request) -> bool:
         """Whether this scorer has anything to say about this request (e.g. grounding needs context)."""
@@ -58,6 +61,11 @@ class Validator(ABC):
 
 
 T = TypeVar("T")
+
+
+AGREEMENT_MIN_CANDIDATES = 3
+"""Agreement needs a third voice: in a pair each candidate agrees with the other exactly as much
+as the other with it, and an agreement measured one way (recall) only says which is longer."""
 
 
 def mean_agreement(items: Sequence[T], agree: Callable[[T, T], float], *, symmetric: bool = True) -> list[float]:

@@ -12,7 +12,7 @@ from typing import Sequence
 
 from ..code import completion_of, extract_code
 from ..types import Candidate, Request
-from .base import Scorer, mean_agreement
+from .base import AGREEMENT_MIN_CANDIDATES, Scorer, mean_agreement
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
@@ -34,6 +34,7 @@ class CodeConsensus(Scorer):
 
     name = "code-consensus"
     min_spread = 0.01
+    min_candidates = AGREEMENT_MIN_CANDIDATES
 
     def score(self, request: Request, candidates: Sequence[Candidate]) -> list[float]:
         return mean_agreement([code_tokens(request, c) for c in candidates], multiset_jaccard)

@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 
 from ..types import Candidate, Request
+from .base import AGREEMENT_MIN_CANDIDATES
 from .embedding import EmbeddingRelevance
 
 
@@ -15,6 +16,7 @@ class Consensus(EmbeddingRelevance):
 
     name = "consensus"
     min_spread = 0.02
+    min_candidates = AGREEMENT_MIN_CANDIDATES
 
     def applies(self, request: Request) -> bool:
         return True

@@ -11,7 +11,7 @@ from typing import Sequence
 
 from ..text import terms
 from ..types import Candidate, Request
-from .base import Scorer, mean_agreement
+from .base import AGREEMENT_MIN_CANDIDATES, Scorer, mean_agreement
 
 
 class Coverage(Scorer):
@@ -19,6 +19,7 @@ class Coverage(Scorer):
 
     name = "coverage"
     min_spread = 0.01
+    min_candidates = AGREEMENT_MIN_CANDIDATES
 
     def score(self, request: Request, candidates: Sequence[Candidate]) -> list[float]:
         vocab = [set(terms(c.text)) for c in candidates]

@@ -16,7 +16,7 @@ from ..code import entry_point_of, extract_code
 from ..probes import probe_calls
 from ..sandbox import load_and_call
 from ..types import Candidate, Request
-from .base import Scorer
+from .base import AGREEMENT_MIN_CANDIDATES, Scorer
 
 
 class ExecutionConsensus(Scorer):
@@ -29,6 +29,7 @@ class ExecutionConsensus(Scorer):
 
     name = "execution"
     min_spread = 0.02
+    min_candidates = AGREEMENT_MIN_CANDIDATES
 
     def __init__(self, *, probes: int = 24, timeout: float = 1.0, memory_mb: int = 512, jobs: int = 2) -> None:
         self.probes = probes

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 from ..toolcalls import canonical_json
 from ..types import Candidate, Request
 from ..validators.json_validators import extract_json
-from .base import Scorer, mean_agreement
+from .base import AGREEMENT_MIN_CANDIDATES, Scorer, mean_agreement
 
 MAX_LEAVES = 10_000
 
@@ -43,6 +43,7 @@ class JSONConsensus(Scorer):
 
     name = "json-consensus"
     min_spread = 0.02
+    min_candidates = AGREEMENT_MIN_CANDIDATES
 
     def score(self, request: Request, candidates: Sequence[Candidate]) -> list[float]:
         parsed = []

@@ -11,7 +11,7 @@ from typing import Sequence
 
 from ..toolcalls import canonical_call, parse_calls
 from ..types import Candidate, Request
-from .base import Scorer, mean_agreement
+from .base import AGREEMENT_MIN_CANDIDATES, Scorer, mean_agreement
 
 Call = tuple  # (function name, ((argument, canonical JSON), ...) | None)
 
@@ -52,6 +52,7 @@ class ToolConsensus(Scorer):
 
     name = "tool-consensus"
     min_spread = 0.05
+    min_candidates = AGREEMENT_MIN_CANDIDATES
 
     def applies(self, request: Request) -> bool:
         return bool(request.tools)

@@ -6,6 +6,7 @@ import re
 
 from ..errors import ConfigError
 from ..scorers.base import Validator
+from ..instructions import instructions_in
 from ..text import words
 from ..types import Candidate, Check, Request
 
@@ -108,3 +109,21 @@ class LengthValidator(Validator):
             return self.failed(f"{n_words:,} words; at most {self.max_words:,} allowed")
         counted = f"{n_chars:,} characters" + (f", {n_words:,} words" if n_words is not None else "")
         return self.passed(f"{counted}: within limits")
+
+
+class InstructionsValidator(Validator):
+    """The answer follows every checkable instruction the query states (see ``rerank.instructions``).
+
+    A query that states none passes every candidate.
+    """
+
+    name = "instructions"
+
+    def check(self, request: Request, candidate: Candidate) -> Check:
+        """Pass when no instruction read from the query is broken; the message lists those that are."""
+        instructions = instructions_in(request.query)
+        broken = [m for m in (i.check(candidate.content or "") for i in instructions) if m is not None]
+        if broken:
+            return Check(self.name, False, "; ".join(broken))
+        return Check(self.name, True, f"follows {len(instructions)} instruction(s)" if instructions
+                     else "the query states no checkable instruction")
