@@ -159,7 +159,7 @@ class Server:
         self.requests: list[Recorded] = []
         self.generation_requests = 0
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer((HOST, port), _handler(self))
+        self._httpd = _HTTPServer((HOST, port), _handler(self))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="rerank-testing", daemon=True)
         self._thread.start()
@@ -309,6 +309,12 @@ def response(candidate: Candidate, *, model: str, prompt_tokens: int) -> dict[st
                   "output_tokens": output_tokens, "output_tokens_details": {"reasoning_tokens": 0},
                   "total_tokens": prompt_tokens + output_tokens},
     }
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that left is no error here
+            super().handle_error(request, client_address)
 
 
 def _handler(server: Server) -> type[BaseHTTPRequestHandler]:
