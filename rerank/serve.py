@@ -45,6 +45,7 @@ log = logging.getLogger("rerank.serve")
 
 CONFIG_ENV = "RERANK_SERVE_CONFIG"
 """Environment variable through which ``rerank serve`` hands its settings to each worker process."""
+LOG_LEVEL_ENV = "RERANK_SERVE_LOG_LEVEL"
 
 # Headers that belong to one hop of a connection and are never forwarded (RFC 9110 7.6.1).
 _HOP_HEADERS = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
@@ -468,7 +469,15 @@ def create_app(config: ServeConfig) -> Starlette:
 
 def app_from_env() -> Starlette:
     """The application for uvicorn's ``--factory`` worker processes, configured by :data:`CONFIG_ENV`."""
+    configure_logging(os.environ.get(LOG_LEVEL_ENV, "info"))
     return create_app(ServeConfig.from_json(os.environ[CONFIG_ENV]))
+
+
+def configure_logging(level: str) -> None:
+    """Log lines on stderr, in each worker process; the HTTP client's own lines are left out."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per request is ours; URLs may hold keys
 
 
 def run(config: ServeConfig, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
@@ -476,9 +485,8 @@ def run(config: ServeConfig, *, host: str = "127.0.0.1", port: int = 8000, worke
     """Serve until SIGINT/SIGTERM; in-flight requests get ``graceful_timeout`` seconds to finish."""
     import uvicorn
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per request is ours; URLs may hold keys
     os.environ[CONFIG_ENV] = config.to_json()
+    os.environ[LOG_LEVEL_ENV] = log_level
     uvicorn.run("rerank.serve:app_from_env", factory=True, host=host, port=port, workers=workers,
                 timeout_graceful_shutdown=graceful_timeout, access_log=False, log_level=log_level,
                 timeout_keep_alive=5)

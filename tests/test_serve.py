@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -427,3 +428,56 @@ def test_300_concurrent_requests_each_answered_once(loaded, upstream):
     assert after <= baseline, f"{after} fds open after the burst, {baseline} before"
     print(f"load: {len(ok)} answered, {len(errors)} OpenAI-shaped errors "
           f"({sorted({r.status_code for r in errors})}), {len(set(ids))} distinct ids, fds {baseline} -> {after}")
+
+
+# --- the command: several workers, graceful shutdown ---------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_rerank_serve_command_with_workers_finishes_in_flight_requests_on_sigterm(upstream, tmp_path):
+    port = _free_port()
+    keys = tmp_path / "keys"
+    keys.write_text("key-a\nkey-b\n")
+    env = {**os.environ, "RERANK_UPSTREAM_API_KEY": "sk-upstream"}
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "rerank"), "serve",
+         "--upstream", upstream.base_url, "--port", str(port), "--workers", "2", "-n", "3",
+         "--api-key-file", str(keys), "--graceful-timeout", "20"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            try:
+                if httpx2.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx2.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "rerank serve did not get ready"
+            time.sleep(0.3)
+        upstream.latency = 2.0
+        answers: list[Any] = []
+        sdk = OpenAI(base_url=f"{base}/v1", api_key="key-b", max_retries=0, timeout=60)
+        asking = threading.Thread(target=lambda: answers.append(
+            sdk.chat.completions.create(model="m", messages=MESSAGES)))
+        asking.start()
+        time.sleep(1.0)
+        process.terminate()  # SIGTERM while the request is in flight
+        asking.join(60)
+        assert process.wait(60) == 0
+        assert len(answers) == 1 and len(rerank.explain(answers[0])) == 3
+        log = process.stdout.read() if process.stdout else ""
+        assert "POST /v1/chat/completions 200 n=3" in log
+        assert "key-b" not in log and "sk-upstream" not in log and QUESTION not in log
+    finally:
+        upstream.latency = 0.0
+        if process.poll() is None:
+            process.kill()
+            process.wait()
