@@ -25,7 +25,7 @@ import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from typing import Any, AsyncIterator, Awaitable, Iterator, Mapping
 
 import httpx2
 from starlette.applications import Starlette
@@ -39,7 +39,7 @@ from .generate import Generation, agenerate, drop_unusable
 from .selection import Options, Selector
 from .wire import WIRE_HEADERS, Call, answer, encode, error_body, read_call, read_reply, upstream_headers
 
-__all__ = ["ServeConfig", "create_app"]
+__all__ = ["Background", "ServeConfig", "create_app", "run"]
 
 log = logging.getLogger("rerank.serve")
 
@@ -478,6 +478,61 @@ def configure_logging(level: str) -> None:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per request is ours; URLs may hold keys
+
+
+class Background:
+    """A proxy served by uvicorn on 127.0.0.1 in a thread of this process (for tests and benchmarks).
+
+    Returns once ``/healthz`` says ready; ``close()`` (or leaving the ``with`` block) shuts it down.
+    """
+
+    def __init__(self, config: ServeConfig, *, ready_timeout: float = 120.0) -> None:
+        import socket
+        import threading
+
+        import uvicorn
+
+        self.app = create_app(config)
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = int(self._sock.getsockname()[1])
+        self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", timeout_graceful_shutdown=5))
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
+                                        name="rerank-serve", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + ready_timeout
+        while True:
+            try:
+                if httpx2.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx2.HTTPError:
+                pass
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                self.close()
+                raise RuntimeError(f"the proxy did not get ready within {ready_timeout:g} s")
+            time.sleep(0.2)
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT/v1``, for an OpenAI client's ``base_url``."""
+        return f"{self.url}/v1"
+
+    def close(self) -> None:
+        """Shut the server down (in-flight requests get 5 s) and release the port."""
+        self._server.should_exit = True
+        self._thread.join(30)
+        self._sock.close()
+
+    def __enter__(self) -> "Background":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def run(config: ServeConfig, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,

@@ -19,12 +19,11 @@ import httpx2
 import jsonschema
 import openai
 import pytest
-import uvicorn
 from openai import OpenAI
 
 import rerank
 from conftest_server import ANSWERS, MESSAGES, QUESTION
-from rerank.serve import ServeConfig, create_app
+from rerank.serve import Background, ServeConfig
 from rerank.testing import Fault, Server, serve
 
 WEATHER_Q = "What is the weather in Paris?"
@@ -63,59 +62,24 @@ def no_faults(request: pytest.FixtureRequest) -> Iterator[None]:
         server.faults, server.latency = (), 0.0
 
 
-class Running:
-    """A proxy served by uvicorn on 127.0.0.1 in a thread."""
-
-    def __init__(self, config: ServeConfig) -> None:
-        self.app = create_app(config)
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", timeout_graceful_shutdown=5))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx2.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx2.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("the proxy did not get ready within 120 s")
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.url}/v1"
-
-    def close(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
-        self.sock.close()
-
-
 @pytest.fixture(scope="module")
-def proxy(upstream: Server) -> Iterator[Running]:
-    running = Running(ServeConfig(upstream=upstream.base_url, n=4))
+def proxy(upstream: Server) -> Iterator[Background]:
+    running = Background(ServeConfig(upstream=upstream.base_url, n=4))
     yield running
     running.close()
 
 
 @pytest.fixture(scope="module")
-def guarded(upstream: Server) -> Iterator[Running]:
+def guarded(upstream: Server) -> Iterator[Background]:
     """A proxy holding one upstream key, with small limits."""
-    running = Running(ServeConfig(upstream=upstream.base_url, n=2, upstream_api_key="sk-upstream",
+    running = Background(ServeConfig(upstream=upstream.base_url, n=2, upstream_api_key="sk-upstream",
                                   api_keys=("key-one", "key-two"), max_body_bytes=4096, max_n=3,
                                   request_timeout=1.5))
     yield running
     running.close()
 
 
-def client(running: Running, key: str = "sk-caller", **options: Any) -> OpenAI:
+def client(running: Background, key: str = "sk-caller", **options: Any) -> OpenAI:
     return OpenAI(base_url=running.base_url, api_key=key, max_retries=0, timeout=60, **options)
 
 
@@ -298,7 +262,7 @@ def test_a_slow_upstream_hits_the_deadline(guarded, upstream):
     assert time.monotonic() - started < 4
 
 
-def _metric(running: Running, line_start: str) -> float:
+def _metric(running: Background, line_start: str) -> float:
     for line in httpx2.get(f"{running.url}/metrics").text.splitlines():
         if line.startswith(line_start):
             return float(line.rsplit(" ", 1)[1])
@@ -387,9 +351,9 @@ def _open_fds() -> int:
 
 
 @pytest.fixture(scope="module")
-def loaded(upstream: Server) -> Iterator[Running]:
+def loaded(upstream: Server) -> Iterator[Background]:
     """A proxy whose idle upstream connections expire after 1 s, so its fds can settle in a test."""
-    running = Running(ServeConfig(upstream=upstream.base_url, n=2, max_upstream=32, upstream_keepalive=1.0))
+    running = Background(ServeConfig(upstream=upstream.base_url, n=2, max_upstream=32, upstream_keepalive=1.0))
     yield running
     running.close()
 
