@@ -356,14 +356,14 @@ def generate(input_file: BinaryIO, output: str, base_url: str | None, api_key: s
               help="File of caller keys, one a line.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Worker processes (each loads its own models).")
-@click.option("--graceful-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
+@click.option("--graceful-timeout", type=click.IntRange(min=0), default=30, show_default=True,
               metavar="SECONDS", help="On SIGTERM, how long in-flight requests may take to finish.")
 @click.option("--log-bodies", is_flag=True, help="Log request bodies (prompts!) in the per-request lines.")
 @scoring_options
 def serve(upstream: str, host: str, port: int, n: int, max_n: int, llm_models: tuple[str, ...],
           concurrency: int, max_upstream: int, deadline: float | None, request_timeout: float,
           max_body_bytes: int, upstream_api_key: str | None, api_keys: tuple[str, ...], api_key_file: str | None,
-          workers: int, graceful_timeout: float, log_bodies: bool, validators: tuple[str, ...],
+          workers: int, graceful_timeout: int, log_bodies: bool, validators: tuple[str, ...],
           scorers: tuple[str, ...], weight_pairs: tuple[str, ...], weights_file: str | None, model: str | None,
           strict: bool) -> None:
     """Serve an OpenAI-compatible API answering chat completions and responses with the best of N.

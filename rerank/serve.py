@@ -536,7 +536,7 @@ class Background:
 
 
 def run(config: ServeConfig, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
-        graceful_timeout: float = 30.0, log_level: str = "info") -> None:
+        graceful_timeout: int = 30, log_level: str = "info") -> None:
     """Serve until SIGINT/SIGTERM; in-flight requests get ``graceful_timeout`` seconds to finish."""
     import uvicorn
 
