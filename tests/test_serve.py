@@ -445,3 +445,14 @@ def test_rerank_serve_command_with_workers_finishes_in_flight_requests_on_sigter
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_langchain_chat_openai_through_the_proxy(proxy, upstream):
+    from langchain_openai import ChatOpenAI
+
+    expected = wrapped_pick(upstream, messages=MESSAGES)
+    llm = ChatOpenAI(base_url=proxy.base_url, api_key="sk-lc", model="m", max_retries=0)
+    message = llm.invoke(QUESTION)
+    assert message.content == expected
+    assert message.response_metadata["token_usage"]["total_tokens"] > 0
+    assert "".join(str(chunk.content) for chunk in llm.stream(QUESTION)) == expected
