@@ -37,7 +37,7 @@ from starlette.routing import Route
 from .errors import AllCandidatesFailedError, ConfigError, RerankError, SendError
 from .generate import Generation, agenerate, drop_unusable
 from .selection import Options, Selector
-from .wire import WIRE_HEADERS, Call, answer, encode, error_body, read_call, read_reply, upstream_headers
+from .wire import URLS, WIRE_HEADERS, Call, answer, encode, error_body, kind_of, read_call, read_reply, upstream_headers
 
 __all__ = ["Background", "ServeConfig", "create_app", "run"]
 
@@ -239,7 +239,7 @@ class Proxy:
         except ConfigError as exc:
             return error(400, str(exc), "invalid_request_error")
         if call is None:
-            if request.method == "POST" and path.rstrip("/").endswith(("/chat/completions", "/responses")):
+            if kind_of(request.method, path) is not None:
                 try:
                     json.loads(raw)
                 except ValueError:
@@ -394,7 +394,7 @@ class Proxy:
 
 def _route(request: HTTPRequest) -> str:
     path = request.url.path.rstrip("/")
-    return path if path in ("/v1/chat/completions", "/v1/responses") else "other"
+    return path if path in URLS else "other"
 
 
 def _events(content: bytes) -> Iterator[bytes]:
