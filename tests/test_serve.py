@@ -350,6 +350,13 @@ def _open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
 @pytest.fixture(scope="module")
 def loaded(upstream: Server) -> Iterator[Background]:
     """A proxy whose idle upstream connections expire after 1 s, so its fds can settle in a test."""
@@ -379,6 +386,7 @@ def test_300_concurrent_requests_each_answered_once(loaded, upstream):
 
     asyncio.run(burst(40))
     baseline = settled_fds()
+    rss_before = _rss_mb()
     replies = asyncio.run(burst(300))
     ok = [r for r in replies if r.status_code == 200]
     errors = [r for r in replies if r.status_code != 200]
@@ -389,9 +397,12 @@ def test_300_concurrent_requests_each_answered_once(loaded, upstream):
     assert len(set(ids)) == len(ids) and len(ok) > 200
     assert all(len(r.json()["rerank"]["candidates"]) + len(r.json()["rerank"]["failures"]) == 2 for r in ok)
     after = settled_fds()
+    rss_after = _rss_mb()
     assert after <= baseline, f"{after} fds open after the burst, {baseline} before"
+    assert rss_after < rss_before + 200, f"resident memory grew from {rss_before:.0f} to {rss_after:.0f} MB"
     print(f"load: {len(ok)} answered, {len(errors)} OpenAI-shaped errors "
-          f"({sorted({r.status_code for r in errors})}), {len(set(ids))} distinct ids, fds {baseline} -> {after}")
+          f"({sorted({r.status_code for r in errors})}), {len(set(ids))} distinct ids, fds {baseline} -> {after}, "
+          f"RSS {rss_before:.0f} -> {rss_after:.0f} MB")
 
 
 # --- the command: several workers, graceful shutdown ---------------------------------------------
