@@ -100,7 +100,7 @@ class Planner:
         self.body = {k: v for k, v in body.items() if k != "n"}
         self.kind = kind
         self.n = n
-        self.models = list(models) or [body.get("model")]
+        self.models: list[str | None] = [*models] or [body.get("model")]
         self.native_n = native_n and kind == "chat"
         self.generation = Generation()
 

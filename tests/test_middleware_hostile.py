@@ -145,3 +145,15 @@ def test_any_upstream_body_gives_a_completion_or_the_sdks_error(shared_server, b
             raise
     finally:
         client.close()
+
+
+def test_responses_api_hostile_answer_costs_that_candidate_only(start_server):
+    odd = b'{"id": "resp_x", "object": "response", "output": "not a list", "usage": {"input_tokens": 1}}'
+    server = start_server(faults=Fault(kind="body", body=odd, requests={0}))
+    response = wrapped(server, n=3).responses.create(model="m", input=MESSAGES[0]["content"])
+    ranking = rerank.explain(response)
+    assert response.output_text in ANSWERS
+    assert len(ranking) == 2 and ranking.failures and 'no "output" list' in ranking.failures[0]
+    server.faults = (Fault(kind="body", body=odd),)
+    with pytest.raises(openai.APIResponseValidationError):
+        wrapped(server, n=2).responses.create(model="m", input=MESSAGES[0]["content"])
