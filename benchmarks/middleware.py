@@ -10,7 +10,9 @@ embedding cache never helps). For each latency and each n, through the real open
 - ``sequential``: n plain calls one after another, what a sequential best-of-n costs;
 - ``wrapped, native n``: ``rerank.wrap(client, n=n)``, one request asking for n choices;
 - ``wrapped, fan-out``: ``rerank.wrap(client, n=n, native_n=False)``, n concurrent requests
-  (at most ``concurrency`` in flight, 8 by default).
+  (at most ``concurrency`` in flight, 8 by default);
+- ``proxy``: the plain client pointed at ``rerank serve`` (run by uvicorn in this process,
+  ``x-rerank-n: n``), which asks the server the same way as ``wrapped, native n``.
 
 Each is the median over ``--repeats`` calls. Wrapped times include generation and reranking.
 Tables go to stdout (markdown), progress to stderr, numbers to ``--json``
@@ -85,7 +87,7 @@ def plan(source: Path, latencies: Sequence[float], sizes: Sequence[int],
         for size in sizes:
             queries[latency, size, "direct"] = iter([pools.add(1) for _ in range(repeats)])
             queries[latency, size, "sequential"] = iter([pools.add(size) for _ in range(repeats)])
-            for mode in ("native", "fan-out"):
+            for mode in ("native", "fan-out", "proxy"):
                 queries[latency, size, mode] = iter([pools.add(size) for _ in range(repeats)])
     return pools, queries
 
@@ -95,14 +97,18 @@ def run(source: Path, latencies: Sequence[float], sizes: Sequence[int], repeats:
     """Measure every (latency, n) pair; one row per pair."""
     from openai import OpenAI
 
+    from rerank.serve import Background, ServeConfig
+
     pools, queries = plan(source, latencies, sizes, repeats)
     rows = []
     with tempfile.TemporaryDirectory(prefix="rerank-middleware-") as tmp:
         pool_file = pools.write(Path(tmp, "pools.jsonl"))
         progress = Progress("middleware", total=len(latencies) * len(sizes), enabled=not quiet)
         for latency in latencies:
-            with serve(pools=pool_file, n_mode="honour", latency=latency, model=MODEL) as server:
+            with serve(pools=pool_file, n_mode="honour", latency=latency, model=MODEL) as server, \
+                    Background(ServeConfig(upstream=server.base_url, n=max(sizes), max_n=max(sizes))) as proxy:
                 plain = OpenAI(base_url=server.base_url, api_key="test", max_retries=0, timeout=120)
+                through_proxy = OpenAI(base_url=proxy.base_url, api_key="test", max_retries=0, timeout=120)
 
                 def ask(client: Any, key: Any) -> Any:
                     query = next(queries[key])
@@ -124,9 +130,11 @@ def run(source: Path, latencies: Sequence[float], sizes: Sequence[int], repeats:
                     sequence = timed(sequential, repeats)
                     wrapped_native = timed(lambda: _check(ask(native, (latency, size, "native")), size), repeats)
                     wrapped_fan_out = timed(lambda: _check(ask(fan_out, (latency, size, "fan-out")), size), repeats)
+                    proxied = through_proxy.with_options(default_headers={"x-rerank-n": str(size)})
+                    proxy_times = timed(lambda: _check(ask(proxied, (latency, size, "proxy")), size), repeats)
                     med = {name: statistics.median(times) for name, times in
                            (("direct", direct), ("sequential", sequence), ("native", wrapped_native),
-                            ("fan_out", wrapped_fan_out))}
+                            ("fan_out", wrapped_fan_out), ("proxy", proxy_times))}
                     rows.append({
                         "latency_s": latency, "n": size, "repeats": repeats,
                         "direct_s": med["direct"], "sequential_s": med["sequential"],
@@ -135,8 +143,9 @@ def run(source: Path, latencies: Sequence[float], sizes: Sequence[int], repeats:
                         "native_vs_sequential": med["native"] / med["sequential"],
                         "fan_out_vs_direct": med["fan_out"] / med["direct"],
                         "fan_out_vs_sequential": med["fan_out"] / med["sequential"],
+                        "proxy_s": med["proxy"], "proxy_vs_direct": med["proxy"] / med["direct"],
                         "times_s": {"direct": direct, "sequential": sequence, "native": wrapped_native,
-                                    "fan_out": wrapped_fan_out},
+                                    "fan_out": wrapped_fan_out, "proxy": proxy_times},
                     })
                     progress.advance()
         progress.close()
@@ -155,10 +164,11 @@ def render(rows: Sequence[dict[str, Any]]) -> str:
     """The markdown table of one run."""
     return markdown_table(
         ["latency", "n", "direct call", "n sequential calls", "wrapped, native n", "÷ direct", "÷ sequential",
-         "wrapped, fan-out", "÷ direct", "÷ sequential"],
+         "wrapped, fan-out", "÷ direct", "÷ sequential", "proxy (rerank serve)", "÷ direct"],
         [[f"{r['latency_s']:g} s", r["n"], f"{r['direct_s']:.2f} s", f"{r['sequential_s']:.2f} s",
           f"{r['wrapped_native_s']:.2f} s", f"{r['native_vs_direct']:.2f}×", f"{r['native_vs_sequential']:.2f}×",
-          f"{r['wrapped_fan_out_s']:.2f} s", f"{r['fan_out_vs_direct']:.2f}×", f"{r['fan_out_vs_sequential']:.2f}×"]
+          f"{r['wrapped_fan_out_s']:.2f} s", f"{r['fan_out_vs_direct']:.2f}×", f"{r['fan_out_vs_sequential']:.2f}×",
+          f"{r['proxy_s']:.2f} s", f"{r['proxy_vs_direct']:.2f}×"]
          for r in rows],
     )
 

@@ -29,12 +29,9 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Mapping, Sequence
 
 from .errors import AllCandidatesFailedError, ConfigError, GenerationError, InputError
-from .generate import Kind
 from .jsonl import Line, dumps, parse_line, read_lines
 from .progress import Progress
-
-URLS: dict[str, Kind] = {"/v1/chat/completions": "chat", "/v1/responses": "responses"}
-"""The Batch API urls answered, and the API kind each one is."""
+from .wire import URLS, Kind, read_json
 
 EXIT_INTERRUPTED = 130
 # Keyword arguments of the SDK's create() that are not request fields: a body key with one of
@@ -308,11 +305,11 @@ def answer(client: Any, task: Task, *, max_retries: int) -> dict[str, Any]:
         return _failed(task, "invalid_request", f"line {task.line}: {exc}")
     except Exception as exc:  # noqa: BLE001 - one line must not stop the run, and must not vanish
         return _failed(task, "internal_error", f"{type(exc).__name__}: {exc}")
-    parsed = parse_line(raw.content, 1)
-    if parsed.value is None:
-        return _failed(task, "invalid_response", (parsed.error or "").replace("line 1", "the response body", 1))
+    value, error = read_json(raw.content, "the response body")
+    if value is None:
+        return _failed(task, "invalid_response", error or "the response body is unusable")
     response = {"status_code": raw.status_code, "request_id": raw.headers.get("x-request-id") or _request_id(),
-                "body": parsed.value}
+                "body": value}
     return output_line(task.custom_id, response=response)
 
 

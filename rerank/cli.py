@@ -323,5 +323,72 @@ def generate(input_file: BinaryIO, output: str, base_url: str | None, api_key: s
     ))
 
 
+# --- rerank serve ---------------------------------------------------------------------------
+
+
+@main.command("serve")
+@click.option("--upstream", required=True, envvar="RERANK_UPSTREAM", metavar="URL",
+              help="OpenAI-compatible API the candidates come from, e.g. https://api.openai.com/v1.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on.")
+@click.option("-n", "n", type=click.IntRange(1, MAX_CANDIDATES), default=4, show_default=True,
+              help="Candidates per request (callers may override it up to --max-n).")
+@click.option("--max-n", type=click.IntRange(1, MAX_CANDIDATES), default=16, show_default=True,
+              help="Largest n a caller may ask for.")
+@click.option("--model", "llm_models", multiple=True, metavar="NAME",
+              help="Spread the candidates over these models (repeatable) instead of the request's.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Upstream requests in flight at once for one request.")
+@click.option("--max-upstream", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Upstream requests in flight at once for the whole process.")
+@click.option("--deadline", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+              help="Pick among the candidates done by then (waiting for at least one).")
+@click.option("--timeout", "request_timeout", type=click.FloatRange(min=0, min_open=True), default=600.0,
+              show_default=True, metavar="SECONDS", help="Give up on a request after this long (504).")
+@click.option("--max-body-bytes", type=click.IntRange(min=1), default=8 * 1024 * 1024, show_default=True,
+              help="Largest request body accepted (413 above).")
+@click.option("--upstream-api-key", envvar="RERANK_UPSTREAM_API_KEY", metavar="KEY",
+              help="One upstream key for every caller (default: $RERANK_UPSTREAM_API_KEY; without it "
+                   "each caller's Authorization is forwarded). Requires --api-key or --api-key-file.")
+@click.option("--api-key", "api_keys", multiple=True, envvar="RERANK_API_KEY", metavar="KEY",
+              help="A key callers must present as 'Authorization: Bearer KEY' (repeatable).")
+@click.option("--api-key-file", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+              help="File of caller keys, one a line.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes (each loads its own models).")
+@click.option("--graceful-timeout", type=click.IntRange(min=0), default=30, show_default=True,
+              metavar="SECONDS", help="On SIGTERM, how long in-flight requests may take to finish.")
+@click.option("--log-bodies", is_flag=True, help="Log request bodies (prompts!) in the per-request lines.")
+@scoring_options
+def serve(upstream: str, host: str, port: int, n: int, max_n: int, llm_models: tuple[str, ...],
+          concurrency: int, max_upstream: int, deadline: float | None, request_timeout: float,
+          max_body_bytes: int, upstream_api_key: str | None, api_keys: tuple[str, ...], api_key_file: str | None,
+          workers: int, graceful_timeout: int, log_bodies: bool, validators: tuple[str, ...],
+          scorers: tuple[str, ...], weight_pairs: tuple[str, ...], weights_file: str | None, model: str | None,
+          strict: bool) -> None:
+    """Serve an OpenAI-compatible API answering chat completions and responses with the best of N.
+
+    Point any OpenAI client at http://HOST:PORT/v1. Other /v1/* requests pass through to the
+    upstream; GET /healthz is the readiness probe, GET /metrics the Prometheus metrics.
+    """
+    from .serve import ServeConfig, run
+
+    build_reranker(validators, scorers, weight_pairs, weights_file, model, strict)  # bad names fail here
+    weights, profile_weights = parse_weights(weight_pairs, weights_file)
+    keys = list(api_keys)
+    if api_key_file:
+        keys += [line.strip() for line in Path(api_key_file).read_text().splitlines() if line.strip()]
+    reranker_options = {"scorers": list(scorers) or None, "validators": list(validators), "weights": weights,
+                        "model": model, "strict": strict, "profile_weights": profile_weights}
+    try:
+        config = ServeConfig(upstream=upstream, n=n, models=llm_models, concurrency=concurrency, deadline=deadline,
+                             reranker_options=reranker_options, upstream_api_key=upstream_api_key,
+                             api_keys=tuple(keys), max_body_bytes=max_body_bytes, max_n=max_n,
+                             max_upstream=max_upstream, request_timeout=request_timeout, log_bodies=log_bodies)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    run(config, host=host, port=port, workers=workers, graceful_timeout=graceful_timeout)
+
+
 if __name__ == "__main__":
     main()

@@ -6,7 +6,8 @@ RerankError
 │   └── PluginError     a named plugin is missing or failed to import
 ├── SandboxError        untrusted code could not be run in the sandbox at all
 ├── AllCandidatesFailedError   strict mode: no candidate passed every validator
-└── GenerationError     no candidate could be generated (carries the upstream errors)
+├── GenerationError     no candidate could be generated (carries the upstream errors)
+└── SendError           one upstream request failed (status, body, what the edge hands back)
 """
 
 from __future__ import annotations
@@ -49,3 +50,19 @@ class GenerationError(RerankError):
     def __init__(self, message: str, errors: list[BaseException]) -> None:
         super().__init__(message)
         self.errors = errors
+
+
+class SendError(RerankError):
+    """One upstream request failed: an HTTP error status, a transport error or a body that is no response.
+
+    ``status`` and ``body`` describe an HTTP error answer (``body`` parsed as JSON when it is);
+    ``upstream`` is whatever the caller wants back when every request fails (the middleware
+    keeps the HTTP response or exception there, to hand the SDK exactly what it would have got).
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, body: object = None,
+                 upstream: object = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+        self.upstream = upstream

@@ -12,44 +12,25 @@ The plan, shared by the sync and async runners:
    on past the deadline only until the first one arrives).
 
 The endpoint is reached through ``send(body) -> parsed JSON response``, which raises
-:class:`SendError` for a request that failed; nothing here knows about HTTP clients or SDKs.
-This module also holds what the rest of rerank needs to know about the two wire formats:
-the candidates a response holds and the :class:`~rerank.types.Request` a body describes.
+:class:`~rerank.errors.SendError` for a request that failed; nothing here knows about HTTP
+clients or SDKs, and what a response holds is read by :mod:`rerank.wire`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Iterable, Literal, Mapping, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence
 
-from .errors import ConfigError
-from .types import Request
-
-Kind = Literal["chat", "responses"]
-KINDS: tuple[Kind, ...] = ("chat", "responses")
+from .errors import ConfigError, InputError, SendError
+from .types import Candidate
+from .wire import KINDS, Kind, add_usage, candidates_of, rejects_n
 
 DEFAULT_CONCURRENCY = 8
 MAX_CANDIDATES = 128
 """Largest N accepted: a guard against a typo fanning out thousands of paid requests."""
-
-
-class SendError(Exception):
-    """One request failed: an HTTP error status, a transport error or a body that is no response.
-
-    ``status`` and ``body`` describe an HTTP error answer (``body`` parsed as JSON when it is);
-    ``upstream`` is whatever the caller wants back when every request fails (the middleware
-    keeps the HTTP response or exception there, to hand the SDK exactly what it would have got).
-    """
-
-    def __init__(self, message: str, *, status: int | None = None, body: Any = None, upstream: Any = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = body
-        self.upstream = upstream
 
 
 @dataclass(frozen=True)
@@ -119,7 +100,7 @@ class Planner:
         self.body = {k: v for k, v in body.items() if k != "n"}
         self.kind = kind
         self.n = n
-        self.models = list(models) or [body.get("model")]
+        self.models: list[str | None] = [*models] or [body.get("model")]
         self.native_n = native_n and kind == "chat"
         self.generation = Generation()
 
@@ -273,146 +254,18 @@ def _outcome(exception: Callable[[], BaseException | None], result: Callable[[],
     raise error
 
 
-_N_WORD = re.compile(r"(?<![\w-])['\"`]?n['\"`]?(?![\w-])")
+def drop_unusable(generation: Generation) -> None:
+    """Move candidates the reranker would refuse (e.g. malformed tool calls) to the failures.
 
-
-def rejects_n(error: SendError) -> bool:
-    """Whether an error answer says the server does not support the ``n`` parameter."""
-    if error.status not in (400, 422):
-        return False
-    detail = error.body.get("error") if isinstance(error.body, Mapping) else None
-    if isinstance(detail, Mapping):
-        if detail.get("param") == "n":
-            return True
-        message = detail.get("message")
-    else:
-        message = error.body if isinstance(error.body, str) else None
-    return isinstance(message, str) and bool(_N_WORD.search(message))
-
-
-def add_usage(total: Any, usage: Any) -> Any:
-    """The field-by-field sum of two usage objects (nested token details included)."""
-    if usage is None:
-        return total
-    if total is None:
-        return usage
-    if isinstance(total, Mapping) and isinstance(usage, Mapping):
-        return {key: add_usage(total.get(key), usage.get(key)) for key in {**total, **usage}}
-    if isinstance(total, (int, float)) and isinstance(usage, (int, float)) and not isinstance(total, bool):
-        return total + usage
-    return total
-
-
-# --- the two wire formats -------------------------------------------------------------------
-
-
-def candidates_of(kind: Kind, body: Mapping[str, Any]) -> list[tuple[dict[str, Any], Mapping[str, Any] | None]]:
-    """The (assistant message, chat choice or None) pairs one response body holds.
-
-    Raises SendError for a body that is not a response of that kind.
+    The failure's SendError carries the response body the candidate came from as ``upstream``.
     """
-    if not isinstance(body, Mapping):
-        raise SendError(f"the response is not a JSON object but {type(body).__name__}")
-    if kind == "chat":
-        choices = body.get("choices")
-        if not isinstance(choices, list) or not choices:
-            raise SendError('the response has no "choices": it is not a chat completion')
-        found = []
-        for choice in choices:
-            message = choice.get("message") if isinstance(choice, Mapping) else None
-            if not isinstance(message, Mapping):
-                raise SendError('a choice of the response has no "message" object')
-            found.append(({"content": message.get("content"), "tool_calls": message.get("tool_calls") or []}, choice))
-        return found
-    output = body.get("output")
-    if not isinstance(output, list):
-        raise SendError('the response has no "output" list: it is not a Responses API response')
-    return [(response_message(output), None)]
-
-
-def response_message(output: Sequence[Any]) -> dict[str, Any]:
-    """The assistant message a Responses API ``output`` list amounts to: its text and function calls."""
-    texts, calls = [], []
-    for item in output:
-        if not isinstance(item, Mapping):
+    usable = []
+    for generated in generation.candidates:
+        try:
+            Candidate.coerce(generated.message)
+        except InputError as exc:
+            error = SendError(f"unusable candidate: {exc}", upstream=generated.response)
+            generation.failures.append(Failure(error, 1, generated.model))
             continue
-        if item.get("type") == "message":
-            for part in item.get("content") or ():
-                if isinstance(part, Mapping) and part.get("type") == "output_text":
-                    texts.append(str(part.get("text") or ""))
-        elif item.get("type") == "function_call":
-            calls.append({"id": item.get("call_id"), "type": "function",
-                          "function": {"name": item.get("name"), "arguments": item.get("arguments") or "{}"}})
-    return {"content": "".join(texts) if texts else None, "tool_calls": calls}
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(str(part.get("text")) for part in content
-                         if isinstance(part, Mapping) and isinstance(part.get("text"), str))
-    return ""
-
-
-def messages_of(kind: Kind, body: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The (role, text) of every message in a request body, in order (instructions first)."""
-    if kind == "chat":
-        items = body.get("messages") or []
-        return [(str(m.get("role")), _text(m.get("content"))) for m in items if isinstance(m, Mapping)]
-    found = [("system", body["instructions"])] if isinstance(body.get("instructions"), str) else []
-    items = body.get("input")
-    if isinstance(items, str):
-        return found + [("user", items)]
-    for item in items or ():
-        if isinstance(item, Mapping) and item.get("type", "message") == "message":
-            found.append((str(item.get("role")), _text(item.get("content"))))
-    return found
-
-
-def query_of(kind: Kind, body: Mapping[str, Any]) -> str:
-    """The last user message of a request body: what the candidates answer."""
-    users = [text for role, text in messages_of(kind, body) if role == "user"]
-    return users[-1] if users else ""
-
-
-SYSTEM_MESSAGES = "system messages"
-"""The default ``context`` of :func:`request_of`: the body's system (and developer) messages."""
-
-
-def request_of(kind: Kind, body: Mapping[str, Any], *,
-               context: str | None = SYSTEM_MESSAGES) -> tuple[Request, tuple[str, ...]]:
-    """The Request the scorers get for a body, and the validators its ``json_object`` format needs.
-
-    The query is the last user message; the context is ``context`` (None: no context), by
-    default the system and developer messages; ``tools`` and a JSON schema response format
-    come from the body.
-    """
-    if context is SYSTEM_MESSAGES:
-        system = [text for role, text in messages_of(kind, body) if role in ("system", "developer") and text]
-        context = "\n\n".join(system) or None
-    tools = []
-    for tool in body.get("tools") or ():
-        if not isinstance(tool, Mapping) or tool.get("type", "function") != "function":
-            continue
-        if "function" in tool:
-            tools.append(tool)
-        else:  # Responses API tools are flat: {"type": "function", "name", "parameters"}
-            spec = {k: tool[k] for k in ("name", "description", "parameters", "strict") if k in tool}
-            tools.append({"type": "function", "function": spec})
-    for function in body.get("functions") or ():  # the legacy chat `functions` parameter
-        if isinstance(function, Mapping):
-            tools.append({"type": "function", "function": function})
-    if kind == "chat":
-        response_format = body.get("response_format")
-        schema_holder = response_format.get("json_schema") if isinstance(response_format, Mapping) else None
-    else:
-        text = body.get("text")
-        response_format = text.get("format") if isinstance(text, Mapping) else None
-        schema_holder = response_format
-    fmt = response_format.get("type") if isinstance(response_format, Mapping) else None
-    schema = schema_holder.get("schema") if fmt == "json_schema" and isinstance(schema_holder, Mapping) else None
-    validators = ("json",) if fmt == "json_object" else ()
-    request = Request(query=query_of(kind, body), context=context, tools=tuple(tools),
-                      schema=schema if isinstance(schema, Mapping) else None)
-    return request, validators
+        usable.append(generated)
+    generation.candidates = usable

@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any, Callable, Collection, Literal, Mapping, Sequence
 
 from .errors import ConfigError, InputError
-from .generate import Kind, query_of
 from .jsonl import MAX_LINE_BYTES, parse_line
 from .sse import chat_events, response_events
+from .wire import Kind, error_body, kind_of, query_of
 from .text import words
 from .types import Candidate, coerce_candidates
 
@@ -40,7 +40,7 @@ __all__ = ["Fault", "Recorded", "Server", "serve"]
 
 NMode = Literal["honour", "ignore", "reject"]
 N_MODES: tuple[str, ...] = ("honour", "ignore", "reject")
-FaultKind = Literal["status", "bad-body", "slow"]
+FaultKind = Literal["status", "bad-body", "body", "slow"]
 HOST = "127.0.0.1"
 
 
@@ -49,8 +49,9 @@ class Fault:
     """An error the server injects into some answers.
 
     ``kind``: ``"status"`` answers with HTTP ``status`` and an OpenAI-shaped error body;
-    ``"bad-body"`` answers 200 with a body that is not JSON; ``"slow"`` waits ``seconds`` more
-    before answering normally. It applies to the generation requests numbered in ``requests``
+    ``"bad-body"`` answers 200 with a body that is not JSON; ``"body"`` answers 200 with the
+    given ``body`` bytes (a scripted hostile answer); ``"slow"`` waits ``seconds`` more before
+    answering normally. It applies to the generation requests numbered in ``requests``
     (0-based, in arrival order), to those for which ``when(body)`` is true, to a seeded random
     ``fraction`` of them; or, given none of these, to every request.
     """
@@ -58,14 +59,15 @@ class Fault:
     kind: FaultKind = "status"
     status: int = 500
     seconds: float = 0.0
+    body: bytes = b""
     requests: Collection[int] | None = None
     when: Callable[[Mapping[str, Any]], bool] | None = None
     fraction: float | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.kind not in ("status", "bad-body", "slow"):
-            raise ConfigError(f"unknown fault kind {self.kind!r}: use status, bad-body or slow")
+        if self.kind not in ("status", "bad-body", "body", "slow"):
+            raise ConfigError(f"unknown fault kind {self.kind!r}: use status, bad-body, body or slow")
         if self.kind == "status" and not 400 <= self.status <= 599:
             raise ConfigError(f"a status fault needs an error status (400-599), got {self.status}")
         if self.fraction is not None and not 0 <= self.fraction <= 1:
@@ -157,7 +159,7 @@ class Server:
         self.requests: list[Recorded] = []
         self.generation_requests = 0
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer((HOST, port), _handler(self))
+        self._httpd = _HTTPServer((HOST, port), _handler(self))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="rerank-testing", daemon=True)
         self._thread.start()
@@ -189,7 +191,7 @@ class Server:
     def _record(self, method: str, path: str, headers: Mapping[str, str], body: Any) -> int:
         with self._lock:
             self.requests.append(Recorded(method, path, dict(headers), body))
-            if method == "POST" and _kind(path) is not None:
+            if kind_of(method, path) is not None:
                 self.generation_requests += 1
                 return self.generation_requests - 1
             return -1
@@ -202,12 +204,12 @@ class Server:
 
     def answer(self, method: str, path: str, headers: Mapping[str, str], raw: bytes) -> tuple[int, str, bytes]:
         """(status, content type, body) for one request: what the handler sends back."""
-        kind = _kind(path)
+        kind = kind_of(method, path)
         if method == "GET" and path.rstrip("/") == "/v1/models":
             self._record(method, path, headers, None)
             models = {"object": "list", "data": [{"id": self.model, "object": "model", "owned_by": "rerank"}]}
             return _json(200, models)
-        if method != "POST" or kind is None:
+        if kind is None:
             self._record(method, path, headers, None)
             return _error(404, f"no route for {method} {path}", "not_found_error")
         line = parse_line(raw, 1) if len(raw) <= MAX_LINE_BYTES else None
@@ -222,6 +224,8 @@ class Server:
                 return _error(fault.status, f"injected error {fault.status} on request {number}", "server_error")
             if fault.kind == "bad-body":
                 return 200, "application/json", b"this is not JSON {"
+            if fault.kind == "body":
+                return 200, "application/json", fault.body
         count = body.get("n", 1)
         if kind == "responses" and "n" in body:
             return _error(400, "Unknown parameter: 'n'.", "invalid_request_error", param="n",
@@ -253,22 +257,13 @@ class Server:
         return _json(200, reply)
 
 
-def _kind(path: str) -> Kind | None:
-    path = path.split("?", 1)[0].rstrip("/")
-    if path == "/v1/chat/completions":
-        return "chat"
-    if path == "/v1/responses":
-        return "responses"
-    return None
-
-
 def _json(status: int, body: Any) -> tuple[int, str, bytes]:
     return status, "application/json", json.dumps(body, ensure_ascii=False).encode("utf-8")
 
 
 def _error(status: int, message: str, kind: str, *, param: str | None = None,
            code: str | None = None) -> tuple[int, str, bytes]:
-    return _json(status, {"error": {"message": message, "type": kind, "param": param, "code": code}})
+    return _json(status, error_body(message, kind, param=param, code=code))
 
 
 def _tokens(candidate: Candidate) -> int:
@@ -314,6 +309,12 @@ def response(candidate: Candidate, *, model: str, prompt_tokens: int) -> dict[st
                   "output_tokens": output_tokens, "output_tokens_details": {"reasoning_tokens": 0},
                   "total_tokens": prompt_tokens + output_tokens},
     }
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that left is no error here
+            super().handle_error(request, client_address)
 
 
 def _handler(server: Server) -> type[BaseHTTPRequestHandler]:

@@ -17,7 +17,9 @@ from openai.types.responses import Response
 import rerank
 from conftest import read_pools
 from conftest_server import ANSWERS, MESSAGES, QUESTION, generation_bodies, start_server  # noqa: F401
-from rerank.generate import Planner, SendError, add_usage, rejects_n
+from rerank.errors import SendError
+from rerank.generate import Planner
+from rerank.wire import add_usage, rejects_n
 from rerank.testing import Fault
 
 
