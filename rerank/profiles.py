@@ -20,9 +20,12 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "chat": Profile("chat", {"coverage": 1.0, "structure": 0.3, "relevance": 0.15}),
+    # In a pair the agreement scorers drop out (they need a third candidate), and relevance, at
+    # more than structure's weight, decides what the query's own instructions leave open.
+    "chat": Profile("chat", {"coverage": 1.0, "instructions": 1.0, "relevance": 0.35, "structure": 0.3}),
     "grounded": Profile(
-        "grounded", {"grounding": 1.0, "bm25-grounding": 1.0, "consensus": 0.5, "relevance": 0.3}
+        "grounded",
+        {"grounding": 1.0, "bm25-grounding": 1.0, "instructions": 1.0, "consensus": 0.5, "relevance": 0.3},
     ),
     "tools": Profile("tools", {"tool-consensus": 1.0, "consensus": 0.6, "relevance": 0.2, "tool-types": 0.5}, ("tools",)),
     "json": Profile("json", {"json-consensus": 1.0, "consensus": 0.3}, ("json-schema",)),

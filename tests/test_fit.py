@@ -198,7 +198,7 @@ def test_fit_writes_weights_that_score_reads_back(alpaca: Path, alpaca_measured:
     document = json.loads(out.read_text())
     report = document["report"]["profiles"]["chat"]
     assert report["pools"] == 48 and report["folds"] == 4 and "chat: 48 pools" in result.stdout
-    assert report["scorers"] == ["coverage", "structure", "relevance", "bm25"]
+    assert report["scorers"] == [*PROFILES["chat"].weights, "bm25"]
     assert report["default_weights"] == PROFILES["chat"].weights
     held = report["held_out"]
     assert held["random"]["gain"] == 0 and held["oracle"]["gain"] == 1
