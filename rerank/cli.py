@@ -22,6 +22,12 @@ from .types import Ranking
 
 __all__ = ["EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "EXIT_WRITE_FAILED", "main"]
 
+class Refused(click.ClickException):
+    """A usage error told in one line (``Error: ...``, exit 2), without the usage text."""
+
+    exit_code = EXIT_USAGE
+
+
 DEFAULT_MAX_CANDIDATES = 256
 """`rerank score`: the largest pool ranked; a larger one is an error line (time and memory grow with it)."""
 
@@ -106,11 +112,14 @@ def build_reranker(validators: tuple[str, ...], scorers: tuple[str, ...], weight
         if model is not None:
             from .embeddings import get_embedder
 
-            get_embedder(model)  # a model named but unusable is a usage error now, not on every line
+            try:
+                get_embedder(model)  # a model named but unusable is an error now, not on every line
+            except ConfigError as exc:
+                raise Refused(" ".join(str(exc).split())) from None
         return Reranker(scorers=list(scorers) or None, validators=list(validators),
                         weights=weights, model=model, strict=strict, profile_weights=profile_weights)
     except ConfigError as exc:
-        raise click.UsageError(" ".join(str(exc).split())) from None
+        raise click.UsageError(str(exc)) from None
 
 
 def score_line(reranker: Any, line: Line, *, max_candidates: int = DEFAULT_MAX_CANDIDATES) -> dict[str, Any]:
@@ -178,8 +187,8 @@ def main() -> None:
 def _refuse_same_file(input_file: BinaryIO, output: str) -> None:
     if same_file(input_file, output):
         shown = "stdout" if output == "-" else output
-        raise click.UsageError(f"the output ({shown}) is the input file: writing it would destroy the input "
-                               "while it is read; write to another file")
+        raise Refused(f"the output ({shown}) is the input file: writing it would destroy the input "
+                      "while it is read; write to another file")
 
 
 def _open_output(output: str) -> BinaryIO:
@@ -189,7 +198,7 @@ def _open_output(output: str) -> BinaryIO:
     try:
         return open(output, "wb", buffering=0)
     except OSError as exc:
-        raise click.UsageError(f"cannot write {write_error(output, exc)}") from None
+        raise Refused(f"cannot write {write_error(output, exc)}") from None
 
 
 @main.command(epilog=EXIT_HELP)
