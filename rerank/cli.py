@@ -153,8 +153,9 @@ def score_line(reranker: Any, line: Line, *, max_candidates: int = DEFAULT_MAX_C
 def _pools_of(max_candidates: int) -> Any:
     def pool_of(line: Line) -> tuple[dict[str, Any], list[Any]] | None:
         candidates = (line.value or {}).get("candidates")
-        usable = isinstance(candidates, list) and len(candidates) <= max_candidates
-        return (line.value or {}, candidates) if usable else None
+        if not isinstance(candidates, list) or len(candidates) > max_candidates:
+            return None
+        return line.value or {}, candidates
     return pool_of
 
 
