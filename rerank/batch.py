@@ -160,7 +160,7 @@ def screen(line: Line, *, model: str | None = None) -> tuple[Any, Task | dict[st
     ``model`` replaces the body's model.
     """
     if line.error:
-        return None, line_error(None, "invalid_line", line.error, line.number)  # its id may be any value
+        return None, line_error(None, "invalid_line", line.error, line.number)
     value = line.value or {}
     custom_id = value.get("custom_id")
     if not isinstance(custom_id, str) or not custom_id:
