@@ -8,16 +8,26 @@ ranking in ``body["rerank"]``. Output lines come in completion order, each writt
 write and flushed, so a run killed at any moment leaves only whole lines behind (at worst a torn
 last one, which ``--resume`` repairs).
 
-Failures are lines too. An input line that cannot run (bad JSON, no ``custom_id``, unknown
-``url``, no ``body``, a repeated ``custom_id``) gets ``response: null`` and an ``error`` holding
-``code``, ``message`` and the input ``line``; an upstream failure after the SDK's retries keeps
-the upstream's answer in ``response`` and says what happened in ``error``.
+Failures are lines too. An input line that cannot run (bad JSON, including NaN, integers of
+more than 4,300 digits and lone surrogates; no ``custom_id``, unknown ``url``, no ``body``, a
+repeated ``custom_id``) gets ``response: null`` and an ``error`` holding ``code``, ``message``
+and the input ``line``; an upstream failure after the SDK's retries keeps the upstream's answer
+in ``response`` and says what happened in ``error``.
+
+A repeated ``custom_id``: the first line with it is sent; every later one gets an error line
+with code ``duplicate_custom_id`` and ``custom_id: null`` (the message names the id and the
+first line). So a non-null ``custom_id`` in OUTPUT always names exactly one request's own
+outcome, and a consumer that keys results by ``custom_id`` never mixes two requests up.
+
+``--resume`` keeps OUTPUT's successful answers and retries everything else: the error lines
+are taken out of OUTPUT first (the file is rewritten whole, atomically) and their input lines
+run again, so a request that failed upstream gets a second chance, and a line that cannot run
+gets its error line again. Each ``custom_id`` still appears once.
 """
 
 from __future__ import annotations
 
 import inspect
-import json
 import os
 import shlex
 import signal
@@ -29,11 +39,11 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Mapping, Sequence
 
 from .errors import AllCandidatesFailedError, ConfigError, GenerationError, InputError
-from .jsonl import Line, dumps, parse_line, read_lines
+from .exits import EXIT_INTERRUPTED, EXIT_WRITE_FAILED
+from .jsonl import Line, encode_line, loads, parse_line, read_lines, same_file, write_error, write_whole
 from .progress import Progress
-from .wire import URLS, Kind, read_json
+from .wire import URLS, Kind
 
-EXIT_INTERRUPTED = 130
 # Keyword arguments of the SDK's create() that are not request fields: a body key with one of
 # these names is sent as a body field, never taken as an SDK option.
 _SDK_OPTIONS = {"extra_headers", "extra_query", "extra_body", "timeout"}
@@ -54,16 +64,15 @@ class Task:
 class Answered:
     """What an existing OUTPUT already holds, for ``--resume``.
 
-    ``custom_ids``: ids answered (or failed upstream); ``lines``: input lines already reported as
-    unusable; ``failed``: error lines among them.
+    ``custom_ids``: the ids answered successfully (skipped); ``retried``: error lines taken out
+    of OUTPUT, whose input lines run again.
     """
 
     custom_ids: set[str] = field(default_factory=set)
-    lines: set[int] = field(default_factory=set)
-    failed: int = 0
+    retried: int = 0
 
     def __len__(self) -> int:
-        return len(self.custom_ids) + len(self.lines)
+        return len(self.custom_ids)
 
 
 @dataclass
@@ -94,11 +103,8 @@ def line_error(custom_id: Any, code: str, message: str, line: int) -> dict[str, 
 
 
 def encode(record: Mapping[str, Any]) -> bytes:
-    """One output line as UTF-8 bytes, newline included (lone surrogates fall back to \\u escapes)."""
-    try:
-        return (dumps(record) + "\n").encode("utf-8")
-    except UnicodeEncodeError:
-        return (json.dumps(record, separators=(",", ":")) + "\n").encode("ascii")
+    """One output line as UTF-8 bytes, newline included, always valid JSON (see :func:`rerank.jsonl.encode_line`)."""
+    return encode_line(dict(record))
 
 
 class Writer:
@@ -119,17 +125,14 @@ class Writer:
         """Why writing failed (a full disk, a closed pipe); nothing more is written after it."""
 
     def write(self, record: Mapping[str, Any]) -> bool:
-        """Write one line; False when the writer is closed."""
-        data = memoryview(encode(record))
+        """Write one line; False when the writer is closed. A failed write leaves no torn line in a file."""
+        data = encode(record)
         failed = record.get("error") is not None
         with self._lock:
             if self._closed:
                 return False
             try:
-                while data:
-                    count = self._target.write(data)
-                    data = data[count if count is not None else len(data):]
-                self._target.flush()
+                write_whole(self._target, data)
             except OSError as exc:
                 self.error, self._closed = exc, True
                 return False
@@ -188,7 +191,8 @@ def screen(line: Line, *, model: str | None = None) -> tuple[Any, Task | dict[st
 
 
 def read_answered(path: str | Path, *, notify: Callable[[str], None] = lambda message: None) -> Answered:
-    """What OUTPUT already holds, after repairing a torn last line left by a killed run.
+    """What OUTPUT already holds, after repairing a torn last line left by a killed run and
+    taking its error lines out (their requests run again; see the module's docstring).
 
     A last line without its newline is completed when it is a whole output line, else cut off
     (its request runs again). A broken line anywhere else raises InputError: appending to a file
@@ -210,13 +214,30 @@ def read_answered(path: str | Path, *, notify: Callable[[str], None] = lambda me
                     f"cannot resume: {path} line {line.number} is damaged ({reason}); fix or delete that "
                     "line, then run again with --resume (its request will be sent again)"
                 )
-            error = value["error"]
-            answered.failed += error is not None
-            if isinstance(error, Mapping) and isinstance(error.get("line"), int):
-                answered.lines.add(error["line"])
-            elif isinstance(value["custom_id"], str):
+            if value["error"] is None and isinstance(value["custom_id"], str):
                 answered.custom_ids.add(value["custom_id"])
+            else:
+                answered.retried += 1
+    if answered.retried:
+        _drop_failed(path)
+        notify(f"took {answered.retried} error lines out of {path}: their lines run again")
     return answered
+
+
+def _drop_failed(path: Path) -> None:
+    """Rewrite OUTPUT without its error lines: a copy beside it, then an atomic rename."""
+    temporary = path.with_name(f".{path.name}.resume-{os.getpid()}")
+    try:
+        with open(path, "rb") as source, open(temporary, "wb") as copy:
+            for raw in source:
+                line = parse_line(raw.strip(), 1) if raw.strip() else None
+                if line is not None and line.value is not None and line.value.get("error") is None:
+                    copy.write(raw)
+            copy.flush()
+            os.fsync(copy.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def _repair_tail(path: Path, notify: Callable[[str], None]) -> None:
@@ -305,12 +326,15 @@ def answer(client: Any, task: Task, *, max_retries: int) -> dict[str, Any]:
         return _failed(task, "invalid_request", f"line {task.line}: {exc}")
     except Exception as exc:  # noqa: BLE001 - one line must not stop the run, and must not vanish
         return _failed(task, "internal_error", f"{type(exc).__name__}: {exc}")
-    value, error = read_json(raw.content, "the response body")
-    if value is None:
-        return _failed(task, "invalid_response", error or "the response body is unusable")
+    try:
+        body = loads(raw.content)
+    except (ValueError, RecursionError) as exc:
+        return _failed(task, "invalid_response", f"the response body is not JSON: {exc}")
+    if not isinstance(body, dict):
+        return _failed(task, "invalid_response", f"the response body is {type(body).__name__}, not a JSON object")
     response = {"status_code": raw.status_code, "request_id": raw.headers.get("x-request-id") or _request_id(),
-                "body": value}
-    return output_line(task.custom_id, response=response)
+                "body": body}
+    return output_line(task.custom_id, response=response)  # what JSON cannot hold is replaced, and said so
 
 
 def _failed(task: Task, code: str, message: str) -> dict[str, Any]:
@@ -372,7 +396,7 @@ def run(client: Any, lines: Iterable[Line], writer: Writer, *, answered: Answere
     """
     answered = answered or Answered()
     interrupts = interrupts or Interrupts(lambda message: None)
-    seen: set[str] = set()
+    seen: dict[str, int] = {}
     slots = threading.Semaphore(concurrency)
     in_flight: set[Future] = set()
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="rerank-batch")
@@ -391,16 +415,15 @@ def run(client: Any, lines: Iterable[Line], writer: Writer, *, answered: Answere
             if line.error == f"line {line.number} is empty":
                 continue  # a blank line holds no request (a trailing one is common)
             custom_id, outcome = screen(line, model=model)
-            reported = line.number in answered.lines
-            if isinstance(custom_id, str) and custom_id in seen and not isinstance(outcome, dict):
-                outcome = line_error(custom_id, "duplicate_custom_id",
-                                     f"line {line.number} repeats custom_id {custom_id!r} of an earlier line; "
-                                     "give every request its own", line.number)
+            if isinstance(custom_id, str) and custom_id in seen:
+                outcome = line_error(None, "duplicate_custom_id",
+                                     f"line {line.number} repeats custom_id {custom_id!r} of line "
+                                     f"{seen[custom_id]}; only the first line with an id runs: give every "
+                                     "request its own", line.number)
             if isinstance(custom_id, str):
-                seen.add(custom_id)
+                seen.setdefault(custom_id, line.number)
             if isinstance(outcome, dict):
-                if not reported:
-                    writer.write(outcome)
+                writer.write(outcome)
                 continue
             if outcome.custom_id in answered.custom_ids:
                 continue
@@ -490,6 +513,10 @@ def generate_main(
         clear = "\r\x1b[K" if sys.stderr.isatty() and not quiet else ""  # over the progress line
         click.echo(f"{clear}rerank generate: {message}", err=True)
 
+    if same_file(input_file, output):
+        shown = "stdout" if output == "-" else output
+        raise click.UsageError(f"the output ({shown}) is the input file: writing it would destroy the input "
+                               "while it is read (even with --overwrite); write to another file")
     if resume and overwrite:
         raise click.UsageError("--resume continues OUTPUT and --overwrite replaces it: give one of them")
     if resume and output == "-":
@@ -509,6 +536,8 @@ def generate_main(
             answered = read_answered(output, notify=notify if not quiet else lambda message: None)
         except InputError as exc:
             raise click.UsageError(str(exc)) from None
+        except OSError as exc:
+            raise click.UsageError(f"cannot resume: {write_error(output, exc)}") from None
         if answered and not quiet:
             notify(f"resuming: {len(answered)} lines of {output} already answered, skipping them")
     try:
@@ -521,7 +550,7 @@ def generate_main(
     try:
         target = open_output(output, append=resume)
     except OSError as exc:
-        raise click.UsageError(f"cannot write {output}: {exc}") from None
+        raise click.UsageError(f"cannot write {write_error(output, exc)}") from None
     writer = Writer(target, progress=progress)
     try:
         with Interrupts(notify) as interrupts:
@@ -529,8 +558,12 @@ def generate_main(
                           concurrency=concurrency, max_retries=max_retries, interrupts=interrupts)
     except OSError as exc:
         progress.close()
-        notify(f"stopped: cannot write {output}: {exc}")
-        return 1
+        shown = "stdout" if output == "-" else output
+        how = ("" if output == "-" else
+               f" The lines written are whole. Once {output} can be written again (e.g. free some space), "
+               f"finish with:\n  {resume_command(argv)}")
+        notify(f"stopped: cannot write {write_error(shown, exc)}.{how}")
+        return EXIT_WRITE_FAILED
     finally:
         if output != "-":
             target.close()
@@ -548,4 +581,4 @@ def generate_main(
             sys.stderr.flush()
             os._exit(EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
-    return 1 if summary.failed or answered.failed else 0
+    return 1 if summary.failed else 0

@@ -1,7 +1,8 @@
 """The `rerank` command line: `rerank score` ranks pre-generated candidates, line by line;
 `rerank fit` learns weights from labelled ones.
 
-Exit codes: 0 every line succeeded, 1 some lines failed (each has an error line), 2 usage error.
+Exit codes (see rerank.exits): 0 every line succeeded, 1 some lines failed (each has an error
+line), 2 usage error, 3 writing the output failed midway (e.g. a full disk), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -9,16 +10,26 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable, TextIO
+from typing import Any, BinaryIO, Iterable
 
 import click
 
 from .errors import AllCandidatesFailedError, ConfigError, InputError
-from .jsonl import Line, dumps, read_lines
+from .exits import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WRITE_FAILED, HELP as EXIT_HELP
+from .jsonl import Line, encode_line, read_lines, same_file, write_error, write_whole
 from .progress import Progress
 from .types import Ranking
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+__all__ = ["EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "EXIT_WRITE_FAILED", "main"]
+
+class Refused(click.ClickException):
+    """A usage error told in one line (``Error: ...``, exit 2), without the usage text."""
+
+    exit_code = EXIT_USAGE
+
+
+DEFAULT_MAX_CANDIDATES = 256
+"""`rerank score`: the largest pool ranked; a larger one is an error line (time and memory grow with it)."""
 
 
 def _numbers(value: Any) -> bool:
@@ -98,21 +109,36 @@ def build_reranker(validators: tuple[str, ...], scorers: tuple[str, ...], weight
 
     weights, profile_weights = parse_weights(weight_pairs, weights_file)
     try:
+        if model is not None:
+            from .embeddings import get_embedder
+
+            try:
+                get_embedder(model)  # a model named but unusable is an error now, not on every line
+            except ConfigError as exc:
+                raise Refused(" ".join(str(exc).split())) from None
         return Reranker(scorers=list(scorers) or None, validators=list(validators),
                         weights=weights, model=model, strict=strict, profile_weights=profile_weights)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
 
 
-def score_line(reranker: Any, line: Line) -> dict[str, Any]:
-    """The output object for one input line: the ranking, or ``{"id", "error"}``."""
+def score_line(reranker: Any, line: Line, *, max_candidates: int = DEFAULT_MAX_CANDIDATES) -> dict[str, Any]:
+    """The output object for one input line: the ranking, or ``{"id", "line", "error"}``.
+
+    Any exception while ranking becomes this line's error; an id that had to be made JSON-safe
+    says so in ``"replaced"``.
+    """
     if line.error:
-        return {"id": None, "line": line.number, "error": line.error}
+        result = {"id": line.id, "line": line.number, "error": line.error}
+        return result | ({"replaced": [line.id_note]} if line.id_note else {})
     value = line.value or {}
     candidates = value.get("candidates")
     try:
         if candidates is None:
             raise InputError('missing "candidates": give a list of strings or assistant messages')
+        if isinstance(candidates, list) and len(candidates) > max_candidates:
+            raise InputError(f"the pool has {len(candidates):,} candidates; at most {max_candidates:,} are "
+                             "ranked (--max-candidates)")
         ranking: Ranking = reranker.rank(value, candidates)
     except (InputError, ConfigError) as exc:
         return {"id": line.id, "line": line.number, "error": str(exc)}
@@ -124,9 +150,13 @@ def score_line(reranker: Any, line: Line) -> dict[str, Any]:
             **ranking.to_dict()}
 
 
-def _pool_of(line: Line) -> tuple[dict[str, Any], list[Any]] | None:
-    candidates = (line.value or {}).get("candidates")
-    return (line.value, candidates) if isinstance(candidates, list) else None
+def _pools_of(max_candidates: int) -> Any:
+    def pool_of(line: Line) -> tuple[dict[str, Any], list[Any]] | None:
+        candidates = (line.value or {}).get("candidates")
+        if not isinstance(candidates, list) or len(candidates) > max_candidates:
+            return None
+        return line.value or {}, candidates
+    return pool_of
 
 
 def format_table(result: dict[str, Any], candidates: list[Any] | None) -> str:
@@ -149,40 +179,77 @@ def format_table(result: dict[str, Any], candidates: list[Any] | None) -> str:
     return "\n".join(rows) + "\n"
 
 
-@click.group()
+@click.group(epilog=EXIT_HELP)
 @click.version_option(package_name="rerank")
 def main() -> None:
     """Ask an LLM several times, and hand back the best answer."""
 
 
-@main.command()
+def _refuse_same_file(input_file: BinaryIO, output: str) -> None:
+    if same_file(input_file, output):
+        shown = "stdout" if output == "-" else output
+        raise Refused(f"the output ({shown}) is the input file: writing it would destroy the input "
+                      "while it is read; write to another file")
+
+
+def _open_output(output: str) -> BinaryIO:
+    """OUTPUT opened for writing before any work, so that a bad path fails at once."""
+    if output == "-":
+        return sys.stdout.buffer
+    try:
+        return open(output, "wb", buffering=0)
+    except OSError as exc:
+        raise Refused(f"cannot write {write_error(output, exc)}") from None
+
+
+@main.command(epilog=EXIT_HELP)
 @click.argument("input_file", metavar="INPUT", type=click.File("rb"))
-@click.option("-o", "--output", type=click.File("w", encoding="utf-8", lazy=True), default="-",
-              help="Where to write results (default: stdout).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default="-",
+              help="Where to write results (default: stdout); never the INPUT file.")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "table"]), default="jsonl",
               help="jsonl: one JSON line per input line; table: a readable ranking per pool.")
+@click.option("--max-candidates", type=click.IntRange(min=1), default=DEFAULT_MAX_CANDIDATES, show_default=True,
+              help="A pool with more candidates is an error line, not ranked.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 @scoring_options
-def score(input_file: BinaryIO, output: TextIO, fmt: str, quiet: bool, **scoring: Any) -> None:
+def score(input_file: BinaryIO, output: str, fmt: str, max_candidates: int, quiet: bool, **scoring: Any) -> None:
     """Rank the candidates of every line of INPUT (a JSONL file, or - for stdin).
 
     Each line: {"id", "query", "context"?, "tools"?, "schema"?, "candidates": [str | message]}.
-    Writes one line per input line, in order: {"id", "best_index", "best", ...} or {"id", "error"}.
+    Writes one line per input line, in order: {"id", "best_index", "best", ...} or {"id", "line",
+    "error"}. A line that is not valid JSON text (also NaN, Infinity, integers over 4,300 digits,
+    lone surrogates) is an error line; a value that JSON cannot hold is written as a string and
+    listed in the line's "replaced".
     """
+    _refuse_same_file(input_file, output)
     reranker = build_reranker(**scoring)
+    target = _open_output(output)
     total = _count_lines(input_file)
     progress = Progress("score", total=total, enabled=not quiet)
-    failed = 0
+    failed = written = 0
     from .warm import warmed
 
-    for line in warmed(reranker, read_lines(input_file), _pool_of):
-        result = score_line(reranker, line)
-        failed += "error" in result
-        candidates = (line.value or {}).get("candidates")
-        text = dumps(result) + "\n" if fmt == "jsonl" else format_table(result, candidates if isinstance(candidates, list) else None)
-        output.write(text)
-        output.flush()
-        progress.advance(failed="error" in result)
+    try:
+        for line in warmed(reranker, read_lines(input_file), _pools_of(max_candidates)):
+            result = score_line(reranker, line, max_candidates=max_candidates)
+            failed += "error" in result
+            candidates = (line.value or {}).get("candidates")
+            data = encode_line(result) if fmt == "jsonl" else format_table(
+                result, candidates if isinstance(candidates, list) else None).encode("utf-8", "backslashreplace")
+            try:
+                write_whole(target, data)
+            except OSError as exc:
+                progress.close()
+                shown = "stdout" if output == "-" else output
+                click.echo(f"rerank score: stopped: cannot write {write_error(shown, exc)}. The {written} "
+                           f"lines written are whole; input lines from {line.number} on were not scored.",
+                           err=True)
+                sys.exit(EXIT_WRITE_FAILED)
+            written += 1
+            progress.advance(failed="error" in result)
+    finally:
+        if output != "-":
+            target.close()
     progress.close()
     sys.exit(EXIT_SOME_FAILED if failed else EXIT_OK)
 
@@ -283,10 +350,10 @@ def _count_lines(stream: BinaryIO) -> int | None:
 from .generate import MAX_CANDIDATES  # noqa: E402 - for `generate` below
 
 
-@main.command("generate")
+@main.command("generate", epilog=EXIT_HELP)
 @click.argument("input_file", metavar="INPUT", type=click.File("rb"))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default="-",
-              help="Where to write the output lines (default: stdout).")
+              help="Where to write the output lines (default: stdout); never the INPUT file.")
 @click.option("--base-url", envvar="OPENAI_BASE_URL", metavar="URL",
               help="OpenAI-compatible API, e.g. http://localhost:8000/v1 (default: $OPENAI_BASE_URL, else OpenAI).")
 @click.option("--api-key", envvar="OPENAI_API_KEY", metavar="KEY",
@@ -299,7 +366,7 @@ from .generate import MAX_CANDIDATES  # noqa: E402 - for `generate` below
 @click.option("--max-retries", type=click.IntRange(min=0), default=2, show_default=True,
               help="Retries of a failed request (rate limits, 5xx, connection errors) before its error line.")
 @click.option("--resume", is_flag=True,
-              help="Skip the custom_ids OUTPUT already answers and append the rest.")
+              help="Keep OUTPUT's successful answers, take its error lines out and run every other line.")
 @click.option("--overwrite", is_flag=True, help="Replace an OUTPUT that already holds answers.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 @scoring_options
@@ -311,7 +378,9 @@ def generate(input_file: BinaryIO, output: str, base_url: str | None, api_key: s
     Input lines: {"custom_id", "method": "POST", "url": "/v1/chat/completions" | "/v1/responses",
     "body": {...}}. Output lines, as they finish: {"id", "custom_id", "response": {"status_code",
     "request_id", "body"}, "error"}; the body is the chosen completion, its ranking in "rerank".
-    Exit 0 when every line succeeded, 1 when some failed, 2 on usage errors, 130 after Ctrl-C.
+    A line that cannot run gets an error line with its input "line"; a repeated custom_id runs
+    once (the first line) and each repeat gets a "duplicate_custom_id" error line whose
+    custom_id is null. A full disk stops the run with exit 3 and the command that resumes it.
     """
     from .batch import generate_main
 

@@ -480,13 +480,21 @@ def _bracket_ends(text: str) -> tuple[dict[int, int], int]:
     stack: list[tuple[int, str]] = []
     deepest = 0
     position = 0
+    # Once a quote finds no closing one on its line, no later quote of that kind on the line can
+    # (escapes pair up the same way after it), so none is tried: each line is scanned once.
+    unclosed_until = {'"': -1, "'": -1}
     while True:
         match = _BRACKET_CHARS.search(text, position)
         if match is None:
             break
         token, position = match.group(), match.end()
         if token in "\"'":
-            string = _STRING_AT[token].match(text, match.start()) if stack else None
+            string = None
+            if stack and match.start() > unclosed_until[token]:
+                string = _STRING_AT[token].match(text, match.start())
+                if string is None:
+                    line_end = text.find("\n", match.start())
+                    unclosed_until[token] = len(text) if line_end < 0 else line_end
             if string is not None:
                 position = string.end()
         elif token in pairs:

@@ -40,7 +40,10 @@ def warm(reranker: Reranker, pools: Sequence[tuple[Any, Any]]) -> None:
                 if isinstance(scorer, EmbeddingGrounding) and request.context:
                     texts.update(dict.fromkeys(s for text in [request.context, *answers] for s in sentences(text)))
     for embedder, texts in wanted.values():
-        embedder.encode(list(texts))
+        try:
+            embedder.encode(list(texts))
+        except Exception:  # noqa: BLE001 - warming only saves time: ranking each pool reports its error
+            pass
 
 
 def warmed(reranker: Reranker, items: Iterable[T], pool_of: Callable[[T], tuple[Any, Any] | None], *,

@@ -157,7 +157,7 @@ def test_malformed_lines_get_error_lines_while_the_rest_run(full_run):
         ("bad-url", "invalid_url", 5),
         ("no-body", "missing_body", 6),
         (None, "missing_custom_id", 7),
-        (full_run["chat_ids"][0], "duplicate_custom_id", 8),
+        (None, "duplicate_custom_id", 8),  # the repeat's custom_id is null: the id names one request
     ]
     assert all(e["response"] is None and e["error"]["message"] for e in errors)
     assert "not valid JSON" in errors[0]["error"]["message"]
@@ -323,10 +323,20 @@ def test_no_api_key_and_no_base_url_is_a_usage_error(tmp_path):
 def test_resume_completes_a_whole_last_line_that_lost_its_newline(tmp_path):
     path = tmp_path / "answers.jsonl"
     path.write_text('{"id":"1","custom_id":"a","response":null,"error":null}\n'
-                    '{"id":"2","custom_id":"b","response":null,"error":{"code":"invalid_url","message":"m","line":2}}')
+                    '{"id":"2","custom_id":"b","response":null,"error":null}')
     answered = read_answered(path)
     assert path.read_text().endswith("}\n") and len(path.read_text().splitlines()) == 2
-    assert answered.custom_ids == {"a"} and answered.lines == {2} and answered.failed == 1
+    assert answered.custom_ids == {"a", "b"} and answered.retried == 0
+
+
+def test_resume_takes_the_error_lines_out_so_that_they_run_again(tmp_path):
+    path = tmp_path / "answers.jsonl"
+    kept = '{"id":"1","custom_id":"a","response":null,"error":null}\n'
+    path.write_text(kept + '{"id":"2","custom_id":"b","response":null,"error":{"code":"timeout","message":"m"}}\n'
+                    '{"id":"3","custom_id":null,"response":null,"error":{"code":"invalid_url","message":"m","line":3}}\n')
+    answered = read_answered(path)
+    assert answered.custom_ids == {"a"} and answered.retried == 2
+    assert path.read_text() == kept and [p.name for p in tmp_path.iterdir()] == ["answers.jsonl"]
 
 
 def test_the_resume_hint_never_shows_the_api_key():

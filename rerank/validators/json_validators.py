@@ -9,12 +9,13 @@ from typing import Any, Mapping
 
 from jsonschema import Draft202012Validator, SchemaError
 from jsonschema.exceptions import ValidationError, best_match
-from jsonschema.validators import validator_for
+from jsonschema.validators import extend, validator_for
 from referencing.exceptions import Unresolvable
 
 from ..code import fenced_blocks
 from ..errors import InputError
 from ..jsonl import json_depth
+from ..linear_regex import UnsupportedPattern, compile_linear, search
 from ..scorers.base import Validator
 from ..types import Candidate, Check, Request
 
@@ -159,7 +160,14 @@ class JSONSchemaValidator(Validator):
 
 def compile_schema(schema: Mapping[str, Any], *, check_formats: bool = False) -> tuple[Any, str | None]:
     """A validator for ``schema`` (Draft 2020-12 unless it says otherwise), compiled once per
-    distinct schema; ``(None, why)`` when the schema itself is not valid JSON Schema."""
+    distinct schema; ``(None, why)`` when the schema itself is not valid JSON Schema.
+
+    Its regexes (``pattern``, ``patternProperties``, hence ``propertyNames`` and
+    ``additionalProperties``) run with RE2, in linear time: a pattern RE2 cannot run raises
+    :class:`rerank.linear_regex.UnsupportedPattern` (an InputError), as does
+    ``unevaluatedProperties`` beside ``patternProperties`` (jsonschema would match those with
+    Python's backtracking ``re``).
+    """
     return _compile(json.dumps(schema, sort_keys=True, default=repr), check_formats)
 
 
@@ -171,7 +179,73 @@ def _compile(schema_json: str, check_formats: bool) -> tuple[Any, str | None]:
         cls.check_schema(schema)
     except SchemaError as exc:
         return None, describe_error(exc)
-    return cls(schema, format_checker=cls.FORMAT_CHECKER if check_formats else None), None
+    _check_patterns(schema)
+    return _linear(cls)(schema, format_checker=cls.FORMAT_CHECKER if check_formats else None), None
+
+
+def _check_patterns(schema: Any) -> None:
+    """Compile every regex of ``schema`` with RE2 now, so that no pattern is met halfway through."""
+    stack, pattern_properties, unevaluated = [schema], False, False
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack += item
+        if not isinstance(item, dict):
+            continue
+        if isinstance(item.get("pattern"), str):
+            compile_linear(item["pattern"])
+        if isinstance(item.get("patternProperties"), dict):
+            pattern_properties = True
+            for pattern in item["patternProperties"]:
+                compile_linear(pattern)
+        unevaluated = unevaluated or "unevaluatedProperties" in item
+        stack += item.values()
+    if pattern_properties and unevaluated:
+        raise UnsupportedPattern("the schema has unevaluatedProperties beside patternProperties, which rerank "
+                                 "cannot check in linear time; use additionalProperties instead")
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Mapping[str, Any]) -> Any:
+    if validator.is_type(instance, "string") and not search(pattern, instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _pattern_properties(validator: Any, patterns: Mapping[str, Any], instance: Any, schema: Mapping[str, Any]) -> Any:
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        for key, value in instance.items():
+            if search(pattern, key):
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+def _additional_properties(validator: Any, additional: Any, instance: Any, schema: Mapping[str, Any]) -> Any:
+    """jsonschema's additionalProperties, with the patterns matched by RE2."""
+    if not validator.is_type(instance, "object"):
+        return
+    properties = schema.get("properties", {})
+    patterns = schema.get("patternProperties", {})
+    extras = [key for key in instance
+              if key not in properties and not any(search(p, key) for p in patterns)]
+    if validator.is_type(additional, "object"):
+        for extra in extras:
+            yield from validator.descend(instance[extra], additional, path=extra)
+    elif not additional and extras:
+        shown = ", ".join(repr(each) for each in sorted(extras, key=str))
+        if patterns:
+            regexes = ", ".join(repr(each) for each in sorted(patterns))
+            yield ValidationError(f"{shown} {'does' if len(extras) == 1 else 'do'} not match any of the regexes: {regexes}")
+        else:
+            yield ValidationError(f"Additional properties are not allowed ({shown} "
+                                  f"{'was' if len(extras) == 1 else 'were'} unexpected)")
+
+
+@functools.lru_cache(maxsize=None)
+def _linear(cls: Any) -> Any:
+    """``cls`` with its regex keywords run by RE2."""
+    keywords = {"pattern": _pattern, "patternProperties": _pattern_properties,
+                "additionalProperties": _additional_properties}
+    return extend(cls, {k: v for k, v in keywords.items() if k in cls.VALIDATORS})
 
 
 def _kind(value: Any) -> str:
