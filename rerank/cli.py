@@ -13,7 +13,7 @@ from typing import Any, BinaryIO, Iterable, TextIO
 
 import click
 
-from .errors import AllCandidatesFailedError, ConfigError, InputError
+from .errors import AllCandidatesFailedError, ConfigError, InputError, SandboxError
 from .jsonl import Line, dumps, read_lines
 from .progress import Progress
 from .types import Ranking
@@ -85,6 +85,9 @@ def scoring_options(func: Any) -> Any:
         model_option,
         click.option("--strict", is_flag=True,
                      help="Fail a pool when no candidate passes its validators."),
+        click.option("--unsafe-exec", is_flag=True,
+                     help="Let python-doctest / execution run candidate code even where the sandbox cannot "
+                          "isolate it (no bubblewrap, namespaces refused). Without it they refuse to run."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -92,15 +95,15 @@ def scoring_options(func: Any) -> Any:
 
 
 def build_reranker(validators: tuple[str, ...], scorers: tuple[str, ...], weight_pairs: tuple[str, ...],
-                   weights_file: str | None, model: str | None, strict: bool) -> Any:
-    """A Reranker from the scoring options; bad names or values are usage errors."""
+                   weights_file: str | None, model: str | None, strict: bool, unsafe_exec: bool = False) -> Any:
+    """A Reranker from the scoring options; bad names or values, or no sandbox, are usage errors."""
     from .reranker import Reranker
 
     weights, profile_weights = parse_weights(weight_pairs, weights_file)
     try:
-        return Reranker(scorers=list(scorers) or None, validators=list(validators),
-                        weights=weights, model=model, strict=strict, profile_weights=profile_weights)
-    except ConfigError as exc:
+        return Reranker(scorers=list(scorers) or None, validators=list(validators), weights=weights, model=model,
+                        strict=strict, profile_weights=profile_weights, unsafe_exec=unsafe_exec)
+    except (ConfigError, SandboxError) as exc:
         raise click.UsageError(str(exc)) from None
 
 
