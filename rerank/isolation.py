@@ -34,8 +34,8 @@ import subprocess
 import sys
 import sysconfig
 import time
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Mapping, Sequence
 
 from .errors import SandboxError
 
@@ -68,7 +68,7 @@ def isolation_problem() -> str | None:
         with ProcessCap() as cap:
             trial = subprocess.run(
                 cap.command(bwrap_command([sys.executable, "-I", "-S", "-c", "pass"], files={}, tmp_bytes=1 << 20)),
-                stdin=subprocess.DEVNULL, capture_output=True, timeout=30, env=host_env(),
+                stdin=subprocess.DEVNULL, capture_output=True, timeout=30, env=host_env(), check=False,
             )
     except (OSError, subprocess.TimeoutExpired, SandboxError) as exc:
         return f"bubblewrap could not be started: {exc}"
@@ -192,7 +192,21 @@ def pids_cgroup_root() -> str | None:
         os.rmdir(probe)
     except OSError:
         return None
+    _remove_orphans(root)
     return root
+
+
+def _remove_orphans(root: str) -> None:
+    """Remove the run cgroups a rerank process killed before it could clean up left behind."""
+    for name in os.listdir(root):
+        parts = name.split("-")
+        if name.startswith("rerank-sandbox-") and len(parts) > 2 and parts[2].isdigit():
+            try:
+                os.kill(int(parts[2]), 0)
+            except ProcessLookupError:
+                _remove(os.path.join(root, name))
+            except OSError:
+                continue
 
 
 class ProcessCap:
@@ -206,7 +220,7 @@ class ProcessCap:
         self.limit = limit
         self.path: str | None = None
 
-    def __enter__(self) -> ProcessCap:
+    def __enter__(self) -> ProcessCap:  # noqa: PYI034 - Self needs Python 3.11
         if os.geteuid() != 0:
             return self
         root = pids_cgroup_root()

@@ -26,14 +26,21 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import nullcontext
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, ContextManager, Sequence
+from typing import Any
 
 from . import sandbox_child
 from .errors import ConfigError, SandboxError
-from .isolation import PROCESS_LIMIT, ProcessCap, bwrap_command, host_env, require_isolation
+from .isolation import (
+    PROCESS_LIMIT,
+    ProcessCap,
+    bwrap_command,
+    host_env,
+    require_isolation,
+)
 
 MEMORY_EXIT = sandbox_child.MEMORY_EXIT
 """Exit status the child uses when the code ran out of memory."""
@@ -128,7 +135,7 @@ def _run(
                     str(status_w), limits]
             cwd, env = workdir, {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
                                  "HOME": workdir, "TMPDIR": workdir}
-        cap: ContextManager[ProcessCap | None] = ProcessCap() if isolated else nullcontext()
+        cap: AbstractContextManager[ProcessCap | None] = ProcessCap() if isolated else nullcontext()
         with cap as processes:
             command = processes.command(argv) if processes else argv
             try:
@@ -341,17 +348,18 @@ def load_and_call(
     except (ValueError, TypeError, IndexError, KeyError, RecursionError, OverflowError):
         return _not_loaded(TAMPERED, TAMPERED, len(calls))
     if header is None:
-        why = _why_it_died(result)
-        return _not_loaded(why, why, len(calls))
+        died = _why_it_died(result)
+        return _not_loaded(died, died, len(calls))
     if not header["loaded"]:
         return _not_loaded(_message(header["error"]) or "it raised", "the program did not load", len(calls))
-    why = None if done else _why_it_died(result)
+    why: str | None = None if done else _why_it_died(result)
     values += [None] * (len(calls) - len(steps))
     results: list[str | None] = [None] * len(calls)
     errors: list[str | None] = [why] * len(calls)
     for i, step in enumerate(steps):
-        if isinstance(values[i], Opaque):
-            errors[i] = f"returned a {values[i].type_name} object, not a plain value"
+        value = values[i]
+        if isinstance(value, Opaque):
+            errors[i] = f"returned a {value.type_name} object, not a plain value"
         elif "value" in step:
             results[i], errors[i] = repr(values[i])[:MAX_RESULT_REPR], None
         else:
@@ -381,7 +389,9 @@ def _read_steps(status: bytes, count: int) -> tuple[dict[str, Any] | None, list[
     lines = status.split(b"\n")
     if lines[-1]:
         raise ValueError("a torn line")
-    header, steps, done = None, [], False
+    header: dict[str, Any] | None = None
+    steps: list[dict[str, Any]] = []
+    done = False
     for line in lines[:-1]:
         record = json.loads(line)  # ValueError or RecursionError when the code wrote here
         if not isinstance(record, dict) or done:

@@ -24,7 +24,8 @@ import os
 import resource
 import signal
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 MEMORY_EXIT = 86
 """Exit status the child uses when the code ran out of memory."""
@@ -40,8 +41,8 @@ MAX_DEPTH = 100
 """Deepest nesting of containers sent back."""
 
 _type, _len, _hex, _float_hex, _join, _write = type, len, hex, float.hex, "".join, os.write
-_SCALARS = {int: "i", float: "f", complex: "c", str: "s", bytes: "b"}
-_CONTAINERS = {list: "l", tuple: "t", set: "S", frozenset: "F", dict: "d"}
+_SCALARS: dict[type, str] = {int: "i", float: "f", complex: "c", str: "s", bytes: "b"}
+_CONTAINERS: dict[type, str] = {list: "l", tuple: "t", set: "S", frozenset: "F", dict: "d"}
 
 
 class _Timeout(BaseException):
@@ -129,7 +130,7 @@ def run_program(code: Any) -> None:
     sys.argv = ["main.py"]
     sys.path.insert(0, "")
     try:
-        exec(code, {"__name__": "__main__", "__builtins__": builtins})
+        exec(code, {"__name__": "__main__", "__builtins__": builtins})  # noqa: S102 - running it is the point
     except MemoryError:
         sys.stderr.write("MemoryError: the code exceeded the sandbox's memory limit\n")
         sys.stderr.flush()
@@ -142,21 +143,26 @@ def line_writer(fd: int) -> Callable[[dict[str, Any]], None]:
     Taken before the code runs, so that patching ``json``, ``os.write`` or ``builtins`` later
     does not change what is written.
     """
+    to_json: Callable[[dict[str, Any]], str] = json.dumps
     try:
         from _json import encode_basestring_ascii, make_encoder
 
-        encoder = make_encoder(None, None, encode_basestring_ascii, None, ": ", ", ", False, False, True)
+        encoder = make_encoder(None, _unexpected, encode_basestring_ascii, None, ": ", ", ", False, False, True)
 
         def to_json(record: dict[str, Any]) -> str:
             return _join(encoder(record, 0))
     except ImportError:
-        to_json = json.dumps
+        pass
     write = _write
 
     def emit(record: dict[str, Any]) -> None:
         write(fd, (to_json(record) + "\n").encode("ascii"))
 
     return emit
+
+
+def _unexpected(value: Any) -> Any:
+    raise TypeError(f"{_type(value).__name__} is not plain data")
 
 
 def run_calls(code: Any, request: dict[str, Any], status: int) -> None:
@@ -169,7 +175,7 @@ def run_calls(code: Any, request: dict[str, Any], status: int) -> None:
     error = None
     try:
         signal.setitimer(signal.ITIMER_REAL, timeout)
-        exec(code, namespace)
+        exec(code, namespace)  # noqa: S102 - running it is the point
     except SystemExit as exc:
         if exc.code not in (None, 0):
             error = f"SystemExit: {exc.code}"[:MAX_MESSAGE]
@@ -212,8 +218,8 @@ def main(argv: list[str]) -> None:
         os.close(status)
         run_program(compile(source, "main.py", "exec"))
         return
-    sys.stdin = open(os.devnull, encoding="utf-8")
-    sys.stdout = open(os.devnull, "w", encoding="utf-8")
+    sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115 - for the rest of the process
+    sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
     try:
         compiled = compile(source, "<candidate>", "exec")
     except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:

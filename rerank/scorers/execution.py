@@ -8,8 +8,8 @@ validator it refuses to be built where the sandbox cannot isolate code, unless `
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
 
 import numpy as np
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import ast
 import math
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any
 
 from ..code import (
     Example,
