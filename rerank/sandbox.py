@@ -17,6 +17,7 @@ child runs unisolated, with the same limits, as the caller's user, in a temporar
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import selectors
@@ -361,7 +362,7 @@ def load_and_call(
         if isinstance(value, Opaque):
             errors[i] = f"returned a {value.type_name} object, not a plain value"
         elif "value" in step:
-            results[i], errors[i] = repr(values[i])[:MAX_RESULT_REPR], None
+            results[i], errors[i] = _shown(value, step["value"]), None
         else:
             errors[i] = _message(step["error"]) or "an error"
     defined = header["defined"]
@@ -438,6 +439,15 @@ def _decode(data: Any) -> Any:
 
 
 _SEQUENCES: dict[str, Any] = {"l": list, "t": tuple, "S": set, "F": frozenset}
+
+
+def _shown(value: Any, data: Any) -> str:
+    """The repr of a call's value, cut to :data:`MAX_RESULT_REPR`; equal values show the same."""
+    try:
+        return repr(value)[:MAX_RESULT_REPR]
+    except ValueError:  # an int over sys.get_int_max_str_digits() digits: name it by its plain data
+        digest = hashlib.sha256(json.dumps(data).encode("ascii", "backslashreplace")).hexdigest()
+        return f"<{type(value).__name__} holding an integer too long to print, sha256 {digest}>"
 
 
 def _message(text: Any) -> str | None:

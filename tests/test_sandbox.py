@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from rerank import ConfigError, Reranker, SandboxError
 from rerank.cli import main
 from rerank.isolation import isolation_problem
-from rerank.sandbox import load_and_call, run_calls, run_python
+from rerank.sandbox import Opaque, load_and_call, run_calls, run_python
 from rerank.scorers.execution import ExecutionConsensus
 from rerank.validators.python import DoctestValidator
 
@@ -196,3 +196,32 @@ PROMPT = '''def add(a: int, b: int) -> int:
 '''
 GOOD = "```python\ndef add(a: int, b: int) -> int:\n    return a + b\n```"
 BAD = "```python\ndef add(a: int, b: int) -> int:\n    return a - b\n```"
+
+
+def test_values_come_back_as_plain_data_exactly_and_anything_else_as_opaque():
+    code = """
+import collections
+def big():
+    return 7 ** 6000
+def plain():
+    return [1, -0.0, float("nan"), float("inf"), 2 + 3j, b"\\x00\\xff", chr(0xD800), None, True,
+            (1, (2,)), {1, 2}, frozenset({"a"}), {"k": [1], (1, 2): "tuple key"}]
+def subclass():
+    return collections.OrderedDict(a=1)
+def nested_object():
+    return [1, object()]
+def huge():
+    return "x" * 10_000_000
+"""
+    outcome = load_and_call(code, ["big()", "plain()", "subclass()", "nested_object()", "huge()"])
+    big, plain, subclass, nested, huge = outcome.values
+    assert big == 7 ** 6000 and outcome.errors[:2] == (None, None)
+    assert "integer too long to print" in outcome.results[0]
+    assert plain[0] == 1 and str(plain[1]) == "-0.0" and plain[2] != plain[2] and plain[3] == float("inf")
+    assert plain[4:] == [2 + 3j, b"\x00\xff", chr(0xD800), None, True, (1, (2,)), {1, 2}, frozenset({"a"}),
+                         {"k": [1], (1, 2): "tuple key"}]
+    assert type(plain[5]) is bytes and type(plain[9]) is tuple and type(plain[11]) is frozenset
+    assert isinstance(subclass, Opaque) and subclass.type_name == "OrderedDict"
+    assert outcome.results[2] is None and "returned a OrderedDict object" in outcome.errors[2]
+    assert isinstance(nested, Opaque) and nested.type_name == "object"
+    assert isinstance(huge, Opaque) and huge.type_name == "too large"
