@@ -74,9 +74,9 @@ def isolation_problem() -> str | None:
         return f"bubblewrap could not be started: {exc}"
     if trial.returncode != 0:
         said = trial.stderr.decode("utf-8", "replace").strip()[:300] or f"exit status {trial.returncode}"
-        return (f"bubblewrap cannot build the sandbox here ({said}): allow unprivileged user namespaces "
-                f"(sysctl user.max_user_namespaces > 0, kernel.unprivileged_userns_clone=1, "
-                f"kernel.apparmor_restrict_unprivileged_userns=0) or run where they are allowed")
+        return (f"bubblewrap cannot build the sandbox here ({said}): it needs bubblewrap 0.8 or later and "
+                f"user namespaces allowed (sysctl user.max_user_namespaces > 0, kernel.unprivileged_userns_clone=1, "
+                f"kernel.apparmor_restrict_unprivileged_userns=0)")
     return None
 
 
