@@ -166,6 +166,23 @@ def test_without_bwrap_every_entry_point_refuses_and_names_the_fix(no_bwrap):
             attempt()
 
 
+def test_where_bwrap_cannot_make_namespaces_the_sandbox_refuses_and_says_why(monkeypatch, tmp_path):
+    fake = tmp_path / "bwrap"  # what Debian's bwrap prints where user namespaces are switched off
+    fake.write_text("#!/bin/sh\necho 'bwrap: No permissions to creating new namespace, likely because the kernel "
+                    "does not allow non-privileged user namespaces.' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    isolation_problem.cache_clear()
+    try:
+        with pytest.raises(SandboxError, match=r"No permissions to creating new namespace.*user namespaces "
+                                               r"allowed.*--unsafe-exec"):
+            DoctestValidator()
+        assert not run_python("print(1)", unsafe_exec=True).isolated
+    finally:
+        monkeypatch.undo()
+        isolation_problem.cache_clear()
+
+
 def test_unsafe_exec_runs_unisolated_and_says_so(no_bwrap):
     result = run_python("import os\nprint(os.getcwd())", unsafe_exec=True)
     assert result.ok and not result.isolated and "rerank-sandbox-" in result.stdout
