@@ -200,6 +200,7 @@ def test_the_cli_refuses_without_bwrap_and_runs_with_unsafe_exec(no_bwrap, tmp_p
     allowed = CliRunner().invoke(main, ["score", str(pools), "-q", "--validator", "python-doctest", "--unsafe-exec"])
     assert allowed.exit_code == 0, allowed.output
     assert json.loads(allowed.output)["best_index"] == 1
+    assert "--unsafe-exec" in CliRunner().invoke(main, ["generate", "--help"]).output
 
 
 PROMPT = '''def add(a: int, b: int) -> int:
