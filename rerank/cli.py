@@ -14,7 +14,7 @@ from typing import Any, BinaryIO, Iterable
 
 import click
 
-from .errors import AllCandidatesFailedError, ConfigError, InputError
+from .errors import AllCandidatesFailedError, ConfigError, InputError, SandboxError
 from .exits import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WRITE_FAILED, HELP as EXIT_HELP
 from .jsonl import Line, encode_line, read_lines, same_file, write_error, write_whole
 from .progress import Progress
@@ -96,6 +96,9 @@ def scoring_options(func: Any) -> Any:
         model_option,
         click.option("--strict", is_flag=True,
                      help="Fail a pool when no candidate passes its validators."),
+        click.option("--unsafe-exec", is_flag=True,
+                     help="Let python-doctest / execution run candidate code even where the sandbox cannot "
+                          "isolate it (no bubblewrap, namespaces refused). Without it they refuse to run."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -103,8 +106,8 @@ def scoring_options(func: Any) -> Any:
 
 
 def build_reranker(validators: tuple[str, ...], scorers: tuple[str, ...], weight_pairs: tuple[str, ...],
-                   weights_file: str | None, model: str | None, strict: bool) -> Any:
-    """A Reranker from the scoring options; bad names or values are usage errors."""
+                   weights_file: str | None, model: str | None, strict: bool, unsafe_exec: bool = False) -> Any:
+    """A Reranker from the scoring options; bad names or values, or no sandbox, are usage errors."""
     from .reranker import Reranker
 
     weights, profile_weights = parse_weights(weight_pairs, weights_file)
@@ -116,9 +119,9 @@ def build_reranker(validators: tuple[str, ...], scorers: tuple[str, ...], weight
                 get_embedder(model)  # a model named but unusable is an error now, not on every line
             except ConfigError as exc:
                 raise Refused(" ".join(str(exc).split())) from None
-        return Reranker(scorers=list(scorers) or None, validators=list(validators),
-                        weights=weights, model=model, strict=strict, profile_weights=profile_weights)
-    except ConfigError as exc:
+        return Reranker(scorers=list(scorers) or None, validators=list(validators), weights=weights, model=model,
+                        strict=strict, profile_weights=profile_weights, unsafe_exec=unsafe_exec)
+    except (ConfigError, SandboxError) as exc:
         raise click.UsageError(str(exc)) from None
 
 

@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .errors import AllCandidatesFailedError, ConfigError
-from .profiles import PROFILES, Profile, choose_profile
+from .profiles import EXECUTING_VALIDATORS, PROFILES, Profile, choose_profile
 from .registry import make_scorer, make_validator
 from .scorers.base import Scorer, Validator
 from .types import Candidate, Check, Ranking, Request, ScoredCandidate, coerce_candidates
@@ -25,7 +25,9 @@ class Reranker:
     validator and its ``schema`` the json-schema one. ``strict`` raises when no candidate passes.
     ``model`` is the embedding model (a local directory) for the embedding scorers.
     ``profile_weights`` maps a profile name to weights that replace that profile's defaults
-    (e.g. learned by ``rerank fit``); ``weights`` still override them.
+    (e.g. learned by ``rerank fit``); ``weights`` still override them. ``unsafe_exec`` lets the
+    validators and scorers that execute candidate code, named here, run it without isolation
+    where the sandbox cannot isolate it (otherwise they raise :class:`~rerank.errors.SandboxError`).
     """
 
     def __init__(
@@ -38,9 +40,13 @@ class Reranker:
         strict: bool = False,
         model: str | None = None,
         profile_weights: Mapping[str, Mapping[str, float]] | None = None,
+        unsafe_exec: bool = False,
     ) -> None:
         self._cache: dict[tuple[str, str], Any] = {}
-        self._scorer_options = {"model": model} if model else {}
+        self._scorer_options: dict[str, Any] = {"model": model} if model else {}
+        self._unsafe_exec = bool(unsafe_exec)
+        if unsafe_exec:
+            self._scorer_options["unsafe_exec"] = True  # make_scorer passes it only to scorers that take it
         self._fixed_scorers = None if scorers is None else [self._scorer(s) for s in scorers]
         self._validators = [self._validator(v) for v in validators]
         self._weights = dict(weights or {})
@@ -81,7 +87,8 @@ class Reranker:
             return spec
         key = ("validator", spec)
         if key not in self._cache:
-            self._cache[key] = make_validator(spec)
+            options = {"unsafe_exec": True} if self._unsafe_exec and spec in EXECUTING_VALIDATORS else {}
+            self._cache[key] = make_validator(spec, **options)
         return self._cache[key]
 
     def plan(self, request: Request) -> tuple[Profile, list[tuple[Scorer, float]], list[Validator]]:

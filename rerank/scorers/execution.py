@@ -2,17 +2,19 @@
 
 Programs that compute the same outputs on many inputs are likely right together (minimum Bayes
 risk over behaviour, as in MBR-exec and CodeT). Candidate code runs only in the sandbox, and this
-scorer runs only where it is named or where the user turned on ``python-doctest``.
+scorer runs only where it is named or where the user turned on ``python-doctest``; like that
+validator it refuses to be built where the sandbox cannot isolate code, unless ``unsafe_exec``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
 
 import numpy as np
 
 from ..code import entry_point_of, extract_code
+from ..isolation import require_isolation
 from ..probes import probe_calls
 from ..sandbox import load_and_call
 from ..types import Candidate, Request
@@ -24,14 +26,18 @@ class ExecutionConsensus(Scorer):
 
     Inputs on which fewer than half the candidates return a value are left out (likely invalid
     inputs for this function). ``probes`` inputs per pool, ``timeout`` seconds per call, ``jobs``
-    sandboxed processes at once.
+    sandboxed processes at once. ``unsafe_exec`` allows running candidates unisolated where the
+    sandbox cannot isolate them (otherwise construction raises :class:`~rerank.errors.SandboxError`).
     """
 
     name = "execution"
     min_spread = 0.02
     min_candidates = AGREEMENT_MIN_CANDIDATES
 
-    def __init__(self, *, probes: int = 24, timeout: float = 1.0, memory_mb: int = 512, jobs: int = 2) -> None:
+    def __init__(self, *, probes: int = 24, timeout: float = 1.0, memory_mb: int = 512, jobs: int = 2,
+                 unsafe_exec: bool = False) -> None:
+        require_isolation(unsafe_exec)
+        self.unsafe_exec = unsafe_exec
         self.probes = probes
         self.timeout = timeout
         self.memory_mb = memory_mb
@@ -49,7 +55,8 @@ class ExecutionConsensus(Scorer):
 
         def run(candidate: Candidate) -> list[str | None]:
             code = extract_code(candidate.content or "")
-            outcome = load_and_call(code, calls, entry_point=entry, timeout=self.timeout, memory_mb=self.memory_mb)
+            outcome = load_and_call(code, calls, entry_point=entry, timeout=self.timeout, memory_mb=self.memory_mb,
+                                    unsafe_exec=self.unsafe_exec)
             return list(outcome.results)
 
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:

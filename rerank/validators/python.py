@@ -1,7 +1,8 @@
 """Python validators: static checks of an answer's code, and running the query's docstring examples.
 
 ``python`` never executes anything. ``python-doctest`` runs the candidate in the sandbox
-(:mod:`rerank.sandbox`) and only when it is named. :func:`examples_for` and :func:`run_calls`
+(:mod:`rerank.sandbox`) and only when it is named; it refuses to be built where the sandbox
+cannot isolate code, unless ``unsafe_exec=True``. :func:`examples_for` and :func:`run_calls`
 are re-exported here for execution-based scorers.
 """
 
@@ -9,10 +10,11 @@ from __future__ import annotations
 
 import ast
 import math
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any
 
 from ..code import (
     Example,
@@ -27,7 +29,8 @@ from ..code import (
     unfinished,
 )
 from ..errors import ConfigError
-from ..sandbox import load_and_call, run_calls
+from ..isolation import require_isolation
+from ..sandbox import Opaque, load_and_call, run_calls
 from ..scorers.base import Validator
 from ..types import Candidate, Check, Request
 
@@ -102,8 +105,11 @@ class DoctestValidator(PythonValidator):
 
     Each candidate runs in its own sandboxed process (``timeout`` seconds to load and per
     example, ``memory_mb`` of address space); a pool runs ``jobs`` at a time. Results are
-    compared as values (floats with a relative tolerance of ``rel_tol``), not as text. A
-    candidate whose query gives no example passes when its code loads and defines the function.
+    compared here, outside the sandbox, as values (floats with a relative tolerance of
+    ``rel_tol``): the expected values never reach the candidate. A candidate whose query gives
+    no example passes when its code loads and defines the function. Where the sandbox cannot
+    isolate code, construction raises :class:`~rerank.errors.SandboxError` unless
+    ``unsafe_exec`` allows running it unisolated.
     """
 
     name = "python-doctest"
@@ -116,8 +122,10 @@ class DoctestValidator(PythonValidator):
         memory_mb: int = 512,
         jobs: int = 2,
         rel_tol: float = 1e-6,
+        unsafe_exec: bool = False,
     ) -> None:
         super().__init__(entry_point=entry_point)
+        require_isolation(unsafe_exec)
         if not isinstance(jobs, int) or jobs < 1:
             raise ConfigError(f"jobs must be a positive integer, got {jobs!r}")
         if not isinstance(timeout, (int, float)) or timeout <= 0:
@@ -126,6 +134,7 @@ class DoctestValidator(PythonValidator):
         self.memory_mb = memory_mb
         self.jobs = jobs
         self.rel_tol = rel_tol
+        self.unsafe_exec = unsafe_exec
 
     def check(self, request: Request, candidate: Candidate) -> Check:
         """Pass when every extracted example returns its expected value."""
@@ -139,6 +148,7 @@ class DoctestValidator(PythonValidator):
             entry_point=static.entry_point,
             timeout=self.timeout,
             memory_mb=self.memory_mb,
+            unsafe_exec=self.unsafe_exec,
         )
         if not outcome.loaded:
             return self.failed(f"the code fails when loaded: {outcome.error}")
@@ -148,10 +158,12 @@ class DoctestValidator(PythonValidator):
             what = f"defines {static.entry_point}()" if static.entry_point else "runs"
             return self.passed(f"no examples found in the query's docstring; the code loads and {what}")
         failures = []
-        for example, result, error in zip(examples, outcome.results, outcome.errors):
-            if result is None:
+        for example, result, value, error in zip(examples, outcome.results, outcome.values, outcome.errors):
+            if isinstance(value, Opaque):
+                failures.append(f"{_short(example.call)} returned a {_short(value.type_name, 40)} object, not a plain value")
+            elif result is None:
                 failures.append(f"{_short(example.call)} raised {error or 'an error'}")
-            elif not self._matches(result, example.expected):
+            elif not same_value(value, example.expected, rel_tol=self.rel_tol):
                 failures.append(f"{_short(example.call)} returned {_short(result)}, expected {_short(repr(example.expected))}")
         if failures:
             more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
@@ -164,13 +176,6 @@ class DoctestValidator(PythonValidator):
             return [self.check(request, c) for c in candidates]
         with ThreadPoolExecutor(max_workers=min(self.jobs, len(candidates))) as pool:
             return list(pool.map(lambda c: self.check(request, c), candidates))
-
-    def _matches(self, result: str, expected: object) -> bool:
-        try:
-            actual = ast.literal_eval(result)
-        except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
-            return result == repr(expected)
-        return same_value(actual, expected, rel_tol=self.rel_tol)
 
 
 def same_value(actual: Any, expected: Any, *, rel_tol: float = 1e-6, abs_tol: float = 1e-9) -> bool:
