@@ -86,7 +86,7 @@ def lines_of(batch: Batch, columns: Sequence[str], nested: Sequence[str]) -> lis
     if "json" in batch:
         numbers = batch["line"] if "line" in batch else range(1, size + 1)
         errors = batch["error"] if "error" in batch else [None] * size
-        return [Line(int(number), None, str(error)) if error is not None
+        return [Line(int(number), None, str(error)) if not _null(error)
                 else parse_line(str(text).encode("utf-8"), int(number))
                 for number, text, error in zip(numbers, batch["json"], errors)]
     present = [c for c in columns if c in batch]
