@@ -337,7 +337,7 @@ def _on_ray(command: click.Command, run_on_ray: Callable[..., int]) -> None:
                           "written as Parquet. Put it after INPUT, or write --ray=ADDRESS."),
         click.Option(["--actors"], type=click.IntRange(min=1), default=1, show_default=True,
                      help="With --ray: actors running the job, each loading the models once."),
-        click.Option(["--batch-size"], type=click.IntRange(min=1), default=128, show_default=True,
+        click.Option(["--batch-size"], type=click.IntRange(min=1), default=64, show_default=True,
                      help="With --ray: input lines an actor takes at a time."),
     ]
     plain = command.callback

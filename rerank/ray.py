@@ -38,7 +38,7 @@ import ray.data
 
 from .batch import Task, answer, screen
 from .cli import _pool_of, score_line
-from .jsonl import Line, dumps, parse_line, read_lines
+from .jsonl import Line, dumps, parse_line
 from .reranker import Reranker
 from .warm import warmed
 
@@ -58,7 +58,7 @@ BATCH_OUTPUT = ("id", "custom_id", "response", "error")
 LINE_COLUMNS = ("line", "json", "error")
 """Input lines as rows: the line's number, its text, and why it could not be read (or null)."""
 
-DEFAULT_BATCH_SIZE = 128
+DEFAULT_BATCH_SIZE = 64
 """Pools per batch that ``--ray`` hands an actor."""
 
 
@@ -151,8 +151,8 @@ class RerankStage:
 
     def results(self, batch: Batch) -> list[dict[str, Any]]:
         """The `rerank score` output object of every row, in order."""
-        return [score_line(self.reranker, line) for line in warmed(self.reranker, lines_of(batch, SCORE_INPUT, SCORE_NESTED),
-                                                                  _pool_of)]
+        lines = lines_of(batch, SCORE_INPUT, SCORE_NESTED)
+        return [score_line(self.reranker, line) for line in warmed(self.reranker, lines, _pool_of)]
 
     def __call__(self, batch: Batch) -> dict[str, Any]:
         """Rank a batch of pools (see the class)."""
@@ -177,7 +177,7 @@ class GenerateStage:
     embedding model being ``embedding_model``. ``output="columns"`` gives the columns of
     ``BATCH_OUTPUT`` (``response`` and ``error`` as JSON text); ``output="json"`` gives
     ``json``, the line `rerank generate` writes, and ``error``. custom_ids are not checked for
-    repeats across batches (``rerank generate --ray`` checks them as it reads its input).
+    repeats: no actor sees every row (``rerank generate --ray`` checks them as it reads INPUT).
     """
 
     def __init__(self, *, base_url: str | None = None, api_key: str | None = None, n: int = 4,
@@ -286,7 +286,9 @@ def run(job: Job, source: Any, output: str, *, lines: Iterator[Line] | None = No
         blocks = [table.slice(start, job.batch_size) for start in range(0, table.num_rows, job.batch_size)]
         parts = ray.data.from_arrow(blocks).map_batches(
             job.stage, fn_constructor_kwargs={**job.options, "output": "columns" if to_parquet else "json"},
-            compute=ray.data.ActorPoolStrategy(size=job.actors), batch_size=job.batch_size,
+            # One batch at a time per actor: an actor still loading its model leaves none queued.
+            compute=ray.data.ActorPoolStrategy(size=job.actors, max_tasks_in_flight_per_actor=1),
+            batch_size=job.batch_size,
         ).iter_batches(batch_size=None, batch_format="pyarrow")
     return _write_parquet(parts, output) if to_parquet else _write_lines(parts, output)
 

@@ -187,6 +187,17 @@ def test_score_on_ray_writes_the_lines_of_rerank_score(cluster, scored):
     assert len(lines) == len(scored.pools) + 4
 
 
+def test_score_on_ray_of_a_file_without_errors_exits_0(cluster, scored):
+    # A batch with no error holds an all-null "error" column, which NumPy turns into NaN.
+    source, output = write_jsonl(scored.tmp / "clean.jsonl", scored.pools[18:23]), scored.tmp / "clean-out.jsonl"
+    result = on_ray("score", str(source), "-o", str(output))
+
+    assert result.exit_code == 0, result.output
+    got = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [r["id"] for r in got] == [p["id"] for p in scored.pools[18:23]]
+    assert all(same_result(r, scored.by_id[r["id"]]) for r in got)
+
+
 def test_parquet_rows_that_cannot_be_ranked_become_error_rows_beside_the_others(cluster, scored):
     import pyarrow as pa
     import pyarrow.parquet as pq
