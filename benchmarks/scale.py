@@ -54,6 +54,8 @@ class ActorMemory:
 
     def __init__(self, interval: float = 0.5) -> None:
         self.peaks: dict[int, int] = {}
+        # An actor of the previous run may still be exiting: only processes started after this one count.
+        self._before = {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, args=(interval,), daemon=True)
 
@@ -68,7 +70,7 @@ class ActorMemory:
     def _sample(self, interval: float) -> None:
         while not self._stop.wait(interval):
             for proc in Path("/proc").iterdir():
-                if not proc.name.isdigit():
+                if not proc.name.isdigit() or int(proc.name) in self._before:
                     continue
                 try:
                     if ACTOR_MARK not in (proc / "cmdline").read_text(errors="replace"):

@@ -363,7 +363,11 @@ def _run_on_ray(stage: str, options: dict[str, Any], cluster: dict[str, Any], qu
         raise click.UsageError(f"--ray needs Ray: pip install 'rerank[ray]' ({exc})") from None
     job = on_ray.Job(getattr(on_ray, stage), options, actors=cluster["actors"], batch_size=cluster["batch_size"],
                      quiet=quiet)
-    started = on_ray.connect(cluster["address"], quiet=quiet)
+    try:
+        started = on_ray.connect(cluster["address"], quiet=quiet)
+    except Exception as exc:  # noqa: BLE001 - Ray raises several kinds (ConnectionError, RuntimeError, ...)
+        raise click.ClickException(f"cannot start or reach the Ray cluster at {cluster['address']}: "
+                                   f"{type(exc).__name__}: {exc}") from None
     try:
         parquet = input_file.name.endswith(".parquet")
         failed = on_ray.run(job, input_file, output, lines=None if parquet else read(on_ray, read_lines(input_file)))
