@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable
+from typing import Any, BinaryIO, Callable, Iterable
 
 import click
 
@@ -437,7 +437,7 @@ def serve(upstream: str, host: str, port: int, n: int, max_n: int, llm_models: t
           max_body_bytes: int, upstream_api_key: str | None, api_keys: tuple[str, ...], api_key_file: str | None,
           workers: int, graceful_timeout: int, log_bodies: bool, validators: tuple[str, ...],
           scorers: tuple[str, ...], weight_pairs: tuple[str, ...], weights_file: str | None, model: str | None,
-          strict: bool) -> None:
+          strict: bool, unsafe_exec: bool) -> None:
     """Serve an OpenAI-compatible API answering chat completions and responses with the best of N.
 
     Point any OpenAI client at http://HOST:PORT/v1. Other /v1/* requests pass through to the
@@ -445,13 +445,14 @@ def serve(upstream: str, host: str, port: int, n: int, max_n: int, llm_models: t
     """
     from .serve import ServeConfig, run
 
-    build_reranker(validators, scorers, weight_pairs, weights_file, model, strict)  # bad names fail here
+    build_reranker(validators, scorers, weight_pairs, weights_file, model, strict, unsafe_exec)  # bad names fail here
     weights, profile_weights = parse_weights(weight_pairs, weights_file)
     keys = list(api_keys)
     if api_key_file:
         keys += [line.strip() for line in Path(api_key_file).read_text().splitlines() if line.strip()]
     reranker_options = {"scorers": list(scorers) or None, "validators": list(validators), "weights": weights,
-                        "model": model, "strict": strict, "profile_weights": profile_weights}
+                        "model": model, "strict": strict, "profile_weights": profile_weights,
+                        "unsafe_exec": unsafe_exec}
     try:
         config = ServeConfig(upstream=upstream, n=n, models=llm_models, concurrency=concurrency, deadline=deadline,
                              reranker_options=reranker_options, upstream_api_key=upstream_api_key,
@@ -460,6 +461,105 @@ def serve(upstream: str, host: str, port: int, n: int, max_n: int, llm_models: t
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     run(config, host=host, port=port, workers=workers, graceful_timeout=graceful_timeout)
+
+
+# --- `--ray [ADDRESS]`: score and generate as a Ray Data job (rerank.ray; needs `rerank[ray]`) ----
+
+
+def _on_ray(command: click.Command, run_on_ray: Callable[..., int]) -> None:
+    """Give ``command`` the options ``--ray [ADDRESS]``, ``--actors`` and ``--batch-size``; with
+    ``--ray`` it runs ``run_on_ray(Job options, **its other options)`` instead, which returns the
+    exit code."""
+    command.params += [
+        click.Option(["--ray", "ray_address"], is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+                     help="Run as a Ray Data job on the cluster at ADDRESS (auto, host:port, ray://...); alone, "
+                          "on a local cluster. Output in input order; FILE.parquet in or out is read or "
+                          "written as Parquet. Put it after INPUT, or write --ray=ADDRESS."),
+        click.Option(["--actors"], type=click.IntRange(min=1), default=1, show_default=True,
+                     help="With --ray: actors running the job, each loading the models once."),
+        click.Option(["--batch-size"], type=click.IntRange(min=1), default=64, show_default=True,
+                     help="With --ray: input lines an actor takes at a time."),
+    ]
+    plain = command.callback
+    assert plain is not None
+
+    def callback(ray_address: str | None, actors: int, batch_size: int, **options: Any) -> Any:
+        if ray_address is None:
+            return plain(**options)
+        sys.exit(run_on_ray({"address": ray_address, "actors": actors, "batch_size": batch_size}, **options))
+
+    command.callback = callback
+
+
+def _run_on_ray(stage: str, options: dict[str, Any], cluster: dict[str, Any], quiet: bool, input_file: BinaryIO,
+                output: str, read: Callable[[Any, Iterable[Line]], Iterable[Line]]) -> int:
+    """Run ``stage`` of rerank.ray over INPUT into OUTPUT on the cluster; the exit code."""
+    if cluster["address"] == "local":
+        import os  # a private local cluster listens on 127.0.0.1 only (read when Ray is imported)
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    try:
+        from . import ray as on_ray
+    except ImportError as exc:
+        raise click.UsageError(f"--ray needs Ray: pip install 'rerank[ray]' ({exc})") from None
+    job = on_ray.Job(getattr(on_ray, stage), options, actors=cluster["actors"], batch_size=cluster["batch_size"],
+                     quiet=quiet)
+    try:
+        started = on_ray.connect(cluster["address"], quiet=quiet)
+    except Exception as exc:  # noqa: BLE001 - Ray raises several kinds (ConnectionError, RuntimeError, ...)
+        raise click.ClickException(f"cannot start or reach the Ray cluster at {cluster['address']}: "
+                                   f"{type(exc).__name__}: {exc}") from None
+    try:
+        parquet = input_file.name.endswith(".parquet")
+        failed = on_ray.run(job, input_file, output, lines=None if parquet else read(on_ray, read_lines(input_file)))
+    finally:
+        if started:
+            on_ray.ray.shutdown()
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def _reranker_options(validators: tuple[str, ...], scorers: tuple[str, ...], weight_pairs: tuple[str, ...],
+                      weights_file: str | None, model: str | None, strict: bool) -> dict[str, Any]:
+    """The scoring options as a stage's keyword arguments, checked here by building a Reranker."""
+    build_reranker(validators, scorers, weight_pairs, weights_file, model, strict)
+    weights, profile_weights = parse_weights(weight_pairs, weights_file)
+    return {"validators": list(validators), "scorers": list(scorers) or None, "weights": weights,
+            "profile_weights": profile_weights, "strict": strict, "model": model}
+
+
+def _score_on_ray(cluster: dict[str, Any], input_file: BinaryIO, output: Any, fmt: str, quiet: bool,
+                  **scoring: Any) -> int:
+    if fmt != "jsonl":
+        raise click.UsageError("--ray writes jsonl (or Parquet to -o FILE.parquet); drop --format table")
+    return _run_on_ray("RerankStage", _reranker_options(**scoring), cluster, quiet, input_file, _path(output),
+                       lambda on_ray, lines: lines)
+
+
+def _generate_on_ray(cluster: dict[str, Any], input_file: BinaryIO, output: str, base_url: str | None,
+                     api_key: str | None, n: int, llm_model: str | None, concurrency: int, max_retries: int,
+                     resume: bool, overwrite: bool, quiet: bool, **scoring: Any) -> int:
+    if resume:
+        raise click.UsageError("--resume is not available with --ray: run again with --overwrite")
+    if output != "-" and Path(output).is_file() and Path(output).stat().st_size and not overwrite:
+        raise click.UsageError(f"{output} already holds answers: pass --overwrite to start again")
+    if not api_key and not base_url:
+        raise click.UsageError("no API key: set OPENAI_API_KEY or pass --api-key "
+                               "(for a local server that needs none, pass --base-url)")
+    ranking = _reranker_options(**scoring)
+    ranking["embedding_model"] = ranking.pop("model")
+    options = {**ranking, "base_url": base_url, "api_key": api_key, "n": n, "model": llm_model,
+               "concurrency": concurrency, "max_retries": max_retries}
+    return _run_on_ray("GenerateStage", options, cluster, quiet, input_file, output,
+                       lambda on_ray, lines: on_ray.requests(lines, model=llm_model))
+
+
+def _path(output: Any) -> str:
+    """The path of a click output file; - for stdout."""
+    name = getattr(output, "name", "-")
+    return "-" if name in ("-", "<stdout>") else str(name)
+
+
+_on_ray(score, _score_on_ray)
+_on_ray(generate, _generate_on_ray)
 
 
 if __name__ == "__main__":
