@@ -8,6 +8,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .embeddings import check_backend
 from .errors import AllCandidatesFailedError, ConfigError
 from .profiles import PROFILES, Profile, choose_profile
 from .registry import make_scorer, make_validator
@@ -26,6 +27,8 @@ class Reranker:
     ``model`` is the embedding model (a local directory) for the embedding scorers.
     ``profile_weights`` maps a profile name to weights that replace that profile's defaults
     (e.g. learned by ``rerank fit``); ``weights`` still override them.
+    ``embedding_backend`` names how the embedding scorers encode (``torch``, ``static``;
+    default :data:`rerank.embeddings.DEFAULT_BACKEND`), loaded on the first pool that needs it.
     """
 
     def __init__(
@@ -38,9 +41,12 @@ class Reranker:
         strict: bool = False,
         model: str | None = None,
         profile_weights: Mapping[str, Mapping[str, float]] | None = None,
+        embedding_backend: str | None = None,
     ) -> None:
         self._cache: dict[tuple[str, str], Any] = {}
-        self._scorer_options = {"model": model} if model else {}
+        self._scorer_options: dict[str, Any] = {"model": model} if model else {}
+        if embedding_backend is not None:
+            self._scorer_options["embedding_backend"] = check_backend(embedding_backend)
         self._fixed_scorers = None if scorers is None else [self._scorer(s) for s in scorers]
         self._validators = [self._validator(v) for v in validators]
         self._weights = dict(weights or {})
