@@ -125,11 +125,11 @@ def machine() -> dict[str, Any]:
     """Where and when a benchmark ran: date, cores usable, memory, CPU, Python, torch, and the load
     average at the start (the 1-minute mean of runnable processes: above 0 means the benchmark
     shared the cores and its times are inflated)."""
-    try:
-        import torch
+    from importlib.metadata import PackageNotFoundError, version
 
-        torch_info = {"torch": torch.__version__, "torch_threads": torch.get_num_threads()}
-    except ImportError:
+    try:  # the version without importing torch: this process stays light for what it measures
+        torch_info = {"torch": version("torch")}
+    except PackageNotFoundError:
         torch_info = {}
     try:
         cores = len(os.sched_getaffinity(0))
@@ -200,23 +200,49 @@ class ProcessRun:
 
 
 def run_measured(command: Sequence[str], *, timeout: float = 3600.0) -> ProcessRun:
-    """Run ``command`` to the end; time it and read its peak RSS from the kernel (Linux, macOS)."""
+    """Run ``command`` to the end; time it and find its peak resident memory.
+
+    The peak is the child's own: on Linux its ``VmHWM`` read from ``/proc`` while it runs (the
+    kernel's ``ru_maxrss`` would also count the image of this process that the child was forked
+    from, hundreds of MB once a model is loaded here); elsewhere ``ru_maxrss``.
+    """
     with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as errors:
         start = time.perf_counter()
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
         killer = threading.Timer(timeout, proc.kill)
         killer.start()
+        peak = [0]
+        watcher = threading.Thread(target=_watch_hwm, args=(proc.pid, peak), daemon=True)
+        watcher.start()
         try:
             # wait4 reaps the child and returns its own rusage (RUSAGE_CHILDREN would mix all children).
             _, status, usage = os.wait4(proc.pid, 0)
         finally:
             killer.cancel()
         seconds = time.perf_counter() - start
+        watcher.join()
         proc.returncode = returncode = os.waitstatus_to_exitcode(status)
         errors.seek(0)
         stderr = errors.read()
     scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
-    return ProcessRun(seconds, returncode, usage.ru_maxrss * scale, stderr)
+    return ProcessRun(seconds, returncode, peak[0] or usage.ru_maxrss * scale, stderr)
+
+
+def _watch_hwm(pid: int, peak: list[int]) -> None:
+    """Keep ``peak[0]`` at the last VmHWM (bytes) read of process ``pid`` until it exits.
+
+    VmHWM only grows within one program and starts again at exec, so the last value read is the
+    peak of the program that ran (not of the copy of this process it was forked from)."""
+    while True:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                status = f.read()
+        except OSError:
+            return
+        if "VmHWM:" not in status:  # exited, not yet reaped
+            return
+        peak[0] = int(status.split("VmHWM:", 1)[1].split()[0]) * 1024
+        time.sleep(0.02)
 
 
 def cpu_seconds() -> float:

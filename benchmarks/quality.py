@@ -36,6 +36,7 @@ from common import (
 )
 
 from rerank import Candidate, Reranker
+from rerank.embeddings import BACKENDS, DEFAULT_BACKEND
 from rerank.errors import ConfigError, RerankError
 from rerank.progress import Progress
 from rerank.reranker import Signals
@@ -84,16 +85,16 @@ def validator_sets(path: Path, override: Sequence[str] | None) -> list[list[str]
     return DEFAULT_VALIDATORS.get(task_of(path), [[]])
 
 
-def measure_run(run: Run, pools: Sequence[Pool], *, quiet: bool) -> None:
+def measure_run(run: Run, pools: Sequence[Pool], *, quiet: bool, embedding_backend: str | None = None) -> None:
     """Measure every pool once with the default reranker and ``run.validators``."""
     start = time.perf_counter()
     label = f"{run.file} [{', '.join(run.validators) or 'no validators'}]"
     try:
-        reranker = run.reranker = Reranker(validators=run.validators)
+        reranker = run.reranker = Reranker(validators=run.validators, embedding_backend=embedding_backend)
+        consensus_only = Reranker(scorers=["consensus"], auto_validators=False, embedding_backend=embedding_backend)
     except (ConfigError, ImportError) as exc:
         run.error = f"{type(exc).__name__}: {exc}"
         return
-    consensus_only = Reranker(scorers=["consensus"], auto_validators=False)
     progress = Progress(label, total=len(pools), enabled=not quiet)
     for pool in warmed(reranker, pools, lambda p: (p.request, p.candidates)):
         try:
@@ -318,6 +319,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--validator", action="append", metavar="NAME",
                         help="validators for every file instead of each task's default (repeatable; 'none' for none)")
     parser.add_argument("--limit", type=int, metavar="N", help="only the first N pools of each file")
+    parser.add_argument("--embedding-backend", choices=BACKENDS, default=DEFAULT_BACKEND,
+                        help="how the embedding scorers encode (default: %(default)s)")
     parser.add_argument("--json", type=Path, default=RESULTS_DIR / "quality.json", metavar="PATH",
                         help="where to write the numbers (default: %(default)s)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
@@ -333,14 +336,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     files = args.pools or default_pool_files()
     info = machine()
     limit = f"; first {args.limit} pools per file" if args.limit else ""
-    print(f"## Selection quality\n\n{describe_machine(info)}{limit}\n")
+    print(f"## Selection quality (embedding backend: {args.embedding_backend})\n\n{describe_machine(info)}{limit}\n")
     started = time.perf_counter()
     results = []
     for path in files:
         pools = read_pools(path, limit=args.limit)
         for validators in validator_sets(path, args.validator):
             run = Run(file=path.name, validators=validators)
-            measure_run(run, pools, quiet=args.quiet)
+            measure_run(run, pools, quiet=args.quiet, embedding_backend=args.embedding_backend)
             result: dict[str, Any] = {"file": run.file, "validators": validators, "pools": len(pools),
                                       "pools_scored": len(run.kept), "failed_pools": run.failed,
                                       "seconds": round(run.seconds, 1), "error": run.error}
@@ -356,6 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cpu = cpu_seconds()
     print(f"Total time: {total:.0f} s wall, {cpu:.0f} s CPU (this process and its sandboxes).")
     out = write_json(args.json, {"benchmark": "quality", "machine": info, "limit": args.limit,
+                                 "embedding_backend": args.embedding_backend,
                                  "seconds": round(total, 1), "cpu_seconds": round(cpu, 1), "runs": results})
     print(f"numbers written to {out}", file=sys.stderr)
     return 1 if any(r.get("error") for r in results) else 0

@@ -14,6 +14,7 @@ from typing import Any, BinaryIO, Callable, Iterable
 
 import click
 
+from .embeddings import BACKENDS, DEFAULT_BACKEND
 from .errors import AllCandidatesFailedError, ConfigError, InputError, SandboxError
 from .exits import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WRITE_FAILED, HELP as EXIT_HELP
 from .jsonl import Line, encode_line, read_lines, same_file, write_error, write_whole
@@ -81,6 +82,10 @@ validator_option = click.option(
          "(see `rerank plugins`).")
 model_option = click.option("--embedding-model", "model", metavar="DIR",
                             help="Embedding model directory (default: the bundled all-MiniLM-L6-v2).")
+backend_option = click.option(
+    "--embedding-backend", "embedding_backend", type=click.Choice(BACKENDS), default=None,
+    help=f"How embeddings are computed (default: {DEFAULT_BACKEND}): torch runs the model; static reads "
+         f"vectors distilled from it once (much faster; `rerank prepare` distils them ahead of time).")
 
 
 def scoring_options(func: Any) -> Any:
@@ -94,6 +99,7 @@ def scoring_options(func: Any) -> Any:
         click.option("--weights", "weights_file", type=click.Path(dir_okay=False), metavar="FILE",
                      help="JSON object of scorer weights, or the per-profile weights `rerank fit` writes."),
         model_option,
+        backend_option,
         click.option("--strict", is_flag=True,
                      help="Fail a pool when no candidate passes its validators."),
         click.option("--unsafe-exec", is_flag=True,
@@ -106,7 +112,8 @@ def scoring_options(func: Any) -> Any:
 
 
 def build_reranker(validators: tuple[str, ...], scorers: tuple[str, ...], weight_pairs: tuple[str, ...],
-                   weights_file: str | None, model: str | None, strict: bool, unsafe_exec: bool = False) -> Any:
+                   weights_file: str | None, model: str | None, strict: bool, unsafe_exec: bool = False,
+                   embedding_backend: str | None = None) -> Any:
     """A Reranker from the scoring options; bad names or values, or no sandbox, are usage errors."""
     from .reranker import Reranker
 
@@ -116,11 +123,12 @@ def build_reranker(validators: tuple[str, ...], scorers: tuple[str, ...], weight
             from .embeddings import get_embedder
 
             try:
-                get_embedder(model)  # a model named but unusable is an error now, not on every line
+                get_embedder(model, embedding_backend)  # a model named but unusable is an error now, not per line
             except ConfigError as exc:
                 raise Refused(" ".join(str(exc).split())) from None
         return Reranker(scorers=list(scorers) or None, validators=list(validators), weights=weights, model=model,
-                        strict=strict, profile_weights=profile_weights, unsafe_exec=unsafe_exec)
+                        strict=strict, profile_weights=profile_weights, unsafe_exec=unsafe_exec,
+                        embedding_backend=embedding_backend)
     except (ConfigError, SandboxError) as exc:
         raise click.UsageError(str(exc)) from None
 
@@ -265,6 +273,7 @@ def score(input_file: BinaryIO, output: str, fmt: str, max_candidates: int, quie
 @click.option("--scorer", "scorers", multiple=True, metavar="NAME",
               help="Also measure this scorer and fit its weight (repeatable), beside each profile's own.")
 @model_option
+@backend_option
 @click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
               help="Cross-validation folds (fewer when there are fewer groups).")
 @click.option("--group-by", metavar="FIELD",
@@ -272,7 +281,7 @@ def score(input_file: BinaryIO, output: str, fmt: str, max_candidates: int, quie
                    "(default: sample_of, else source, else the id up to its last / or #).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 def fit(input_file: BinaryIO, output: str, validators: tuple[str, ...], scorers: tuple[str, ...],
-        model: str | None, folds: int, group_by: str | None, quiet: bool) -> None:
+        model: str | None, embedding_backend: str | None, folds: int, group_by: str | None, quiet: bool) -> None:
     """Learn scorer weights for each task profile from labelled pools in LABELLED (JSONL, or -).
 
     Each line is a `rerank score` input line whose candidates carry a "label" (a number, higher
@@ -288,10 +297,11 @@ def fit(input_file: BinaryIO, output: str, validators: tuple[str, ...], scorers:
     if not Path(output).resolve().parent.is_dir():
         raise click.BadParameter(f"{Path(output).parent} is not a directory", param_hint="--output")
     try:
-        reranker = measuring_reranker(validators=validators, extra_scorers=scorers, model=model)
+        reranker = measuring_reranker(validators=validators, extra_scorers=scorers, model=model,
+                                      embedding_backend=embedding_backend)
         run = fit_file(input_file, reranker=reranker, source=input_file.name, folds=folds, group_by=group_by,
                        settings={"validators": list(validators), "extra_scorers": list(scorers),
-                                 "embedding_model": model}, quiet=quiet)
+                                 "embedding_model": model, "embedding_backend": embedding_backend}, quiet=quiet)
     except (ConfigError, InputError) as exc:
         raise click.UsageError(str(exc)) from None
     for error in run.reading.errors[:10]:
@@ -333,6 +343,34 @@ def plugins_command(as_json: bool) -> None:
         for row in rows:
             click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
     sys.exit(EXIT_SOME_FAILED if any(e["error"] for e in entries) else EXIT_OK)
+
+
+@main.command("prepare")
+@click.option("--embedding-backend", "embedding_backend", type=click.Choice(BACKENDS), default=DEFAULT_BACKEND,
+              show_default=True, help="The backend to prepare.")
+@model_option
+def prepare_command(embedding_backend: str, model: str | None) -> None:
+    """Build what an embedding backend derives from the model, now, so that no run waits for it.
+
+    static distils the model's vectors (20 s to 3 min, needs torch); torch needs nothing and is
+    only loaded as a check. The result goes to the cache folder
+    ($RERANK_CACHE_DIR, else $XDG_CACHE_HOME/rerank, else ~/.cache/rerank), e.g. in a Docker build.
+    """
+    from .backends import prepare
+    from .embeddings import bundled_model_path, get_embedder
+
+    path = Path(model) if model else bundled_model_path()
+    if not path.is_dir():
+        raise click.BadParameter(f"{path} is not a model directory", param_hint="--embedding-model")
+    try:
+        folder = prepare(embedding_backend, path)
+        embedder = get_embedder(model, embedding_backend)
+        dimension = embedder.dimension  # loads the backend: proves the artifact works
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    where = f"ready in {folder}" if folder else f"reads {path} directly"
+    click.echo(f"{embedding_backend}: {where} ({dimension}-dimensional vectors)")
+    sys.exit(EXIT_OK)
 
 
 def _count_lines(stream: BinaryIO) -> int | None:
@@ -437,7 +475,7 @@ def serve(upstream: str, host: str, port: int, n: int, max_n: int, llm_models: t
           max_body_bytes: int, upstream_api_key: str | None, api_keys: tuple[str, ...], api_key_file: str | None,
           workers: int, graceful_timeout: int, log_bodies: bool, validators: tuple[str, ...],
           scorers: tuple[str, ...], weight_pairs: tuple[str, ...], weights_file: str | None, model: str | None,
-          strict: bool, unsafe_exec: bool) -> None:
+          strict: bool, unsafe_exec: bool, embedding_backend: str | None) -> None:
     """Serve an OpenAI-compatible API answering chat completions and responses with the best of N.
 
     Point any OpenAI client at http://HOST:PORT/v1. Other /v1/* requests pass through to the
@@ -445,14 +483,15 @@ def serve(upstream: str, host: str, port: int, n: int, max_n: int, llm_models: t
     """
     from .serve import ServeConfig, run
 
-    build_reranker(validators, scorers, weight_pairs, weights_file, model, strict, unsafe_exec)  # bad names fail here
+    build_reranker(validators, scorers, weight_pairs, weights_file, model, strict, unsafe_exec,
+                   embedding_backend)  # bad names fail here
     weights, profile_weights = parse_weights(weight_pairs, weights_file)
     keys = list(api_keys)
     if api_key_file:
         keys += [line.strip() for line in Path(api_key_file).read_text().splitlines() if line.strip()]
     reranker_options = {"scorers": list(scorers) or None, "validators": list(validators), "weights": weights,
                         "model": model, "strict": strict, "profile_weights": profile_weights,
-                        "unsafe_exec": unsafe_exec}
+                        "unsafe_exec": unsafe_exec, "embedding_backend": embedding_backend}
     try:
         config = ServeConfig(upstream=upstream, n=n, models=llm_models, concurrency=concurrency, deadline=deadline,
                              reranker_options=reranker_options, upstream_api_key=upstream_api_key,

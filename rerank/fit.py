@@ -159,9 +159,10 @@ class MeasuredPool:
 
 
 def measuring_reranker(*, validators: Sequence[str] = (), extra_scorers: Sequence[str] = (),
-                       model: str | None = None) -> Reranker:
+                       model: str | None = None, embedding_backend: str | None = None) -> Reranker:
     """The reranker that measures pools for fitting: every profile's scorers plus ``extra_scorers``."""
-    return Reranker(validators=list(validators), weights={name: 1.0 for name in extra_scorers}, model=model)
+    return Reranker(validators=list(validators), weights={name: 1.0 for name in extra_scorers}, model=model,
+                    embedding_backend=embedding_backend)
 
 
 def measure_pools(reranker: Reranker, pools: Sequence[LabelledPool], *,

@@ -8,6 +8,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .embeddings import check_backend
 from .errors import AllCandidatesFailedError, ConfigError
 from .profiles import EXECUTING_VALIDATORS, PROFILES, Profile, choose_profile
 from .registry import make_scorer, make_validator
@@ -28,6 +29,8 @@ class Reranker:
     (e.g. learned by ``rerank fit``); ``weights`` still override them. ``unsafe_exec`` lets the
     validators and scorers that execute candidate code, named here, run it without isolation
     where the sandbox cannot isolate it (otherwise they raise :class:`~rerank.errors.SandboxError`).
+    ``embedding_backend`` names how the embedding scorers encode (``torch``, ``static``;
+    default :data:`rerank.embeddings.DEFAULT_BACKEND`), loaded on the first pool that needs it.
     """
 
     def __init__(
@@ -41,12 +44,15 @@ class Reranker:
         model: str | None = None,
         profile_weights: Mapping[str, Mapping[str, float]] | None = None,
         unsafe_exec: bool = False,
+        embedding_backend: str | None = None,
     ) -> None:
         self._cache: dict[tuple[str, str], Any] = {}
         self._scorer_options: dict[str, Any] = {"model": model} if model else {}
         self._unsafe_exec = bool(unsafe_exec)
         if unsafe_exec:
             self._scorer_options["unsafe_exec"] = True  # make_scorer passes it only to scorers that take it
+        if embedding_backend is not None:
+            self._scorer_options["embedding_backend"] = check_backend(embedding_backend)
         self._fixed_scorers = None if scorers is None else [self._scorer(s) for s in scorers]
         self._validators = [self._validator(v) for v in validators]
         self._weights = dict(weights or {})

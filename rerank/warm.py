@@ -12,8 +12,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 from .embeddings import Embedder
 from .errors import RerankError
 from .reranker import Reranker
-from .scorers.embedding import EmbeddingGrounding, EmbeddingRelevance
-from .text import sentences
+from .scorers.embedding import EmbeddingRelevance
 from .types import Request, coerce_candidates
 
 T = TypeVar("T")
@@ -23,22 +22,20 @@ BATCH_TEXTS = 1024
 
 
 def warm(reranker: Reranker, pools: Sequence[tuple[Any, Any]]) -> None:
-    """Encode, in one call per embedding model, what ``reranker``'s embedding scorers will ask for
+    """Encode, in one call per embedder, every text ``reranker``'s embedding scorers will ask for
     on these (request, candidates) pools; a malformed pool is skipped (ranking it reports why)."""
     wanted: dict[int, tuple[Embedder, dict[str, None]]] = {}
     for request, candidates in pools:
         try:
             request = Request.coerce(request)
-            answers = [c.text for c in coerce_candidates(candidates)]
+            pool = coerce_candidates(candidates)
             _, weighted, _ = reranker.plan(request)
         except RerankError:
             continue
         for scorer, _ in weighted:
             if isinstance(scorer, EmbeddingRelevance):
                 texts = wanted.setdefault(id(scorer.embedder), (scorer.embedder, {}))[1]
-                texts.update(dict.fromkeys(t for t in [request.query, *answers] if t))
-                if isinstance(scorer, EmbeddingGrounding) and request.context:
-                    texts.update(dict.fromkeys(s for text in [request.context, *answers] for s in sentences(text)))
+                texts.update(dict.fromkeys(t for t in scorer.texts(request, pool) if t))
     for embedder, texts in wanted.values():
         try:
             embedder.encode(list(texts))

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BENCH, REPO
+from test_embeddings import static_cache  # noqa: F401 - the fixture: static vectors distilled once
 
 from rerank import Request
 from rerank.profiles import PROFILES, choose_profile
@@ -112,22 +113,44 @@ def test_quality_validator_override_and_limit(tmp_path: Path, capsys: pytest.Cap
     assert "not run: PluginError" in capsys.readouterr().out
 
 
-def test_speed_tables_and_numbers(tmp_path: Path, small_source: Path) -> None:
+@pytest.mark.timeout(2400)  # the static_cache fixture may distil first (over 15 min on a very busy machine)
+def test_speed_tables_and_numbers(tmp_path: Path, small_source: Path, static_cache: Path) -> None:
     out = tmp_path / "speed.json"
-    stdout = run_script("speed.py", "--source", small_source, "--sizes", "2,3", "--pools", "1",
-                        "--throughput-pools", "2", "--cold-runs", "1", "--json", out, "-q")
-    assert "### Reranker latency per pool" in stdout and "| 2 | 1 |" in stdout and "| 3 | 1 |" in stdout
-    assert "cold start, one-pool file" in stdout and "pools/s" in stdout and "peak memory" in stdout
+    quality = tmp_path / "quality"
+    quality.mkdir()
+    for backend, gain in (("torch", 0.5), ("static", 0.47)):
+        (quality / f"quality-{backend}.json").write_text(json.dumps({"runs": [
+            {"file": "f-dev.jsonl", "validators": [], "rows": [{"selector": "default", "gain": gain}]}]}))
+    stdout = run_script("speed.py", "--source", small_source, "--sizes", "2,8", "--pools", "1",
+                        "--throughput-pools", "2", "--cold-runs", "1", "--quality-dir", quality, "--signal-pools", "1",
+                        "--json", out, "-q", timeout=600)
+    assert "### Reranker latency per pool" in stdout
+    for backend in ("torch", "static"):
+        assert f"| {backend} | 2 | 1 |" in stdout and f"| {backend} | 8 | 1 |" in stdout
+    assert "cold start, one pool" in stdout and "pools/s" in stdout and "peak RSS" in stdout
+    assert "| f-dev.jsonl [none] | +0.500 | +0.470 |" in stdout
+    assert "| bfcl | tools | static |" in stdout and "| humaneval | code | torch |" in stdout
+    assert "| gain within 0.02 of torch on every dev file | static | worst gap +0.030 | not met |" in stdout
 
     report = json.loads(out.read_text())
-    assert [row["size"] for row in report["latency"]] == [2, 3]
+    assert report["backends"] == ["torch", "static"]
+    assert [(row["backend"], row["size"]) for row in report["latency"]] == [
+        ("torch", 2), ("static", 2), ("torch", 8), ("static", 8)]
     for row in report["latency"]:
         assert 0 < row["p50_ms"] <= row["p95_ms"] and row["encode_p50_ms"] > 0 and row["ratio_p50"] > 0
         assert set(row["shares"]) == set(PROFILES["chat"].weights) | {"other"}
+        assert set(row["scorer_ms"]) == set(PROFILES["chat"].weights)
         assert sum(row["shares"].values()) == pytest.approx(1.0, abs=1e-6)
-    cli = report["cli"]
-    assert cli["throughput_pools"] == 2 and len(cli["cold_start_runs_s"]) == 1
-    assert cli["throughput_pools_per_s"] > 0 and cli["throughput_peak_rss_mb"] > 50
+    for backend in ("torch", "static"):
+        cli, api = report["cli"][backend], report["api"][backend]
+        assert cli["throughput_pools"] == 2 and len(cli["cold_start_runs_s"]) == 1
+        assert cli["throughput_pools_per_s"] > 0 and cli["throughput_peak_rss_mb"] > 50
+        assert api["pools"] == 2 and api["pools_per_s"] > 0 and api["warmed_pools_per_s"] > 0
+    signals = {(row["file"], row["backend"]): row for row in report["signals"]}
+    assert signals[("faithbench", "torch")]["profile"] == "grounded"
+    assert {"grounding", "bm25-grounding"} <= set(signals[("faithbench", "static")]["signal_ms"])
+    assert "python" in signals[("humaneval", "torch")]["signal_ms"]
+    assert report["quality"] == {"torch": {"f-dev.jsonl [none]": 0.5}, "static": {"f-dev.jsonl [none]": 0.47}}
 
 
 def test_middleware_table_and_numbers(tmp_path: Path, small_source: Path) -> None:

@@ -21,10 +21,13 @@ class Consensus(EmbeddingRelevance):
     def applies(self, request: Request) -> bool:
         return True
 
+    def texts(self, request: Request, candidates: Sequence[Candidate]) -> list[str]:
+        return [c.text for c in candidates] if len(candidates) >= 2 else []
+
     def score(self, request: Request, candidates: Sequence[Candidate]) -> list[float]:
         if len(candidates) < 2:
             return [0.0] * len(candidates)
-        vectors = self.embedder.encode([c.text for c in candidates])
+        vectors = self.embedder.encode(self.texts(request, candidates))
         similarity = vectors @ vectors.T
         np.fill_diagonal(similarity, 0.0)
         return (similarity.sum(axis=1) / (len(candidates) - 1)).tolist()

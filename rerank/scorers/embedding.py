@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..embeddings import Embedder, get_embedder
+from ..embeddings import Embedder, check_backend, get_embedder
 from ..text import sentences
 from ..types import Candidate, Request
 from .base import Scorer
@@ -18,22 +18,28 @@ class EmbeddingRelevance(Scorer):
     name = "relevance"
     min_spread = 0.02
 
-    def __init__(self, *, model: str | None = None, embedder: Embedder | None = None) -> None:
+    def __init__(self, *, model: str | None = None, embedding_backend: str | None = None,
+                 embedder: Embedder | None = None) -> None:
         self._embedder = embedder
         self._model = model
+        self._backend = check_backend(embedding_backend)
 
     @property
     def embedder(self) -> Embedder:
-        """The model this scorer encodes with, loaded on first use."""
+        """The shared embedder this scorer encodes with (its backend loads on the first encode)."""
         if self._embedder is None:
-            self._embedder = get_embedder(self._model)
+            self._embedder = get_embedder(self._model, self._backend)
         return self._embedder
 
     def applies(self, request: Request) -> bool:
         return bool(request.query.strip())
 
+    def texts(self, request: Request, candidates: Sequence[Candidate]) -> list[str]:
+        """Every text ``score`` encodes for this pool, so that a pool's texts can go in one batch."""
+        return [request.query] + [c.text for c in candidates]
+
     def score(self, request: Request, candidates: Sequence[Candidate]) -> list[float]:
-        vectors = self.embedder.encode([request.query] + [c.text for c in candidates])
+        vectors = self.embedder.encode(self.texts(request, candidates))
         return (vectors[1:] @ vectors[0]).tolist()
 
 
@@ -47,9 +53,17 @@ class EmbeddingGrounding(EmbeddingRelevance):
     def applies(self, request: Request) -> bool:
         return bool(request.context and request.context.strip())
 
-    def score(self, request: Request, candidates: Sequence[Candidate]) -> list[float]:
+    def texts(self, request: Request, candidates: Sequence[Candidate]) -> list[str]:
+        context, per_candidate = self._sentences(request, candidates)
+        return context + [s for group in per_candidate for s in group]
+
+    @staticmethod
+    def _sentences(request: Request, candidates: Sequence[Candidate]) -> tuple[list[str], list[list[str]]]:
         context = sentences(request.context or "") or [request.context or ""]
-        per_candidate = [sentences(c.text) or [c.text] for c in candidates]
+        return context, [sentences(c.text) or [c.text] for c in candidates]
+
+    def score(self, request: Request, candidates: Sequence[Candidate]) -> list[float]:
+        context, per_candidate = self._sentences(request, candidates)
         flat = [s for group in per_candidate for s in group]
         vectors = self.embedder.encode(context + flat)
         support = (vectors[len(context):] @ vectors[: len(context)].T).max(axis=1)

@@ -1,0 +1,36 @@
+"""Embedding backends by name: each turns texts into a sentence-transformers model's vectors its own way.
+
+- ``torch`` (:mod:`.transformer`): sentence-transformers on torch, the model as it ships;
+- ``static`` (:mod:`.static`): static token vectors distilled once from the model (model2vec),
+  read with numpy and a tokenizer at run time.
+
+A backend that needs an artifact derived from the model builds it once into the cache folder
+(:mod:`.artifacts`); :func:`prepare` does that ahead of time (``rerank prepare``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..embeddings import Encoder, check_backend
+
+
+def load_encoder(name: str, model: Path, *, device: str = "cpu", batch_size: int = 32) -> Encoder:
+    """The encoder of backend ``name`` for the sentence-transformers model directory ``model``."""
+    if check_backend(name) == "static":
+        from .static import StaticEncoder
+
+        return StaticEncoder(model)
+    from .transformer import TransformerEncoder
+
+    return TransformerEncoder(model, device=device, batch_size=batch_size)
+
+
+def prepare(name: str, model: Path) -> Path | None:
+    """Build backend ``name``'s artifact for ``model`` now if it is missing; its folder, or None
+    for a backend that reads the model as it is (``torch``)."""
+    if check_backend(name) == "static":
+        from .static import static_artifact
+
+        return static_artifact(model)
+    return None
