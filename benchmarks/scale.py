@@ -38,8 +38,8 @@ def copies(pools: Sequence[Any], count: int) -> list[dict[str, Any]]:
     ``ID#k`` and " (k)" after its query and every candidate's content."""
     lines = []
     for i in range(count):
-        k, line = divmod(i, len(pools))
-        line = unlabelled_line(pools[line])
+        k, index = divmod(i, len(pools))
+        line = unlabelled_line(pools[index])
         if k:
             line["id"] = f"{line['id']}#{k}"
             line["query"] = f"{line['query']} ({k})"
@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         source = Path(tmp) / "pools.jsonl"
         source.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in copies(pools, args.pools)),
                           encoding="utf-8")
-        plans = [("rerank score", [])] + [(f"rerank score --ray --actors {k}", ["--ray", "--actors", str(k)])
+        plans: list[tuple[str, list[str]]] = [("rerank score", [])] + [(f"rerank score --ray --actors {k}", ["--ray", "--actors", str(k)])
                                          for k in map(int, args.actors.split(","))]
         for name, extra in plans:
             print(f"scale: {name} on {args.pools} pools ...", file=sys.stderr, flush=True)

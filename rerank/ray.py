@@ -27,10 +27,11 @@ the Ray package, never this module.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Iterator, Literal, Mapping, Sequence, TextIO
+from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence, TextIO
 
 import numpy as np
 import ray
@@ -240,18 +241,18 @@ def connect(address: str, *, quiet: bool = False) -> bool:
     False when this process was connected already."""
     if ray.is_initialized():
         return False
-    local = {"include_dashboard": False} if address == "local" else {}
-    ray.init(address=address, logging_level="warning" if quiet else "info", log_to_driver=not quiet, **local)
+    ray.init(address=address, include_dashboard=False if address == "local" else None,
+             logging_level=logging.WARNING if quiet else logging.INFO, log_to_driver=not quiet)
     return True
 
 
-def line_rows(lines: Iterator[Line]) -> Iterator[dict[str, Any]]:
+def line_rows(lines: Iterable[Line]) -> Iterator[dict[str, Any]]:
     """Input lines as ``LINE_COLUMNS`` rows (the JSON written back compactly)."""
     for line in lines:
         yield {"line": line.number, "json": None if line.value is None else dumps(line.value), "error": line.error}
 
 
-def requests(lines: Iterator[Line], *, model: str | None) -> Iterator[Line]:
+def requests(lines: Iterable[Line], *, model: str | None) -> Iterator[Line]:
     """`rerank generate`'s input lines as its ``run`` takes them: blank lines left out, and a
     request repeating an earlier one's custom_id made an unreadable line saying so (no actor
     sees every line, so no stage could tell)."""
@@ -268,7 +269,7 @@ def requests(lines: Iterator[Line], *, model: str | None) -> Iterator[Line]:
         yield line
 
 
-def run(job: Job, source: Any, output: str, *, lines: Iterator[Line] | None = None) -> int:
+def run(job: Job, source: Any, output: str, *, lines: Iterable[Line] | None = None) -> int:
     """Run ``job`` over a Parquet ``source`` (a path or binary file) or over ``lines`` (JSON lines
     already read), writing OUTPUT in input order: a ``.parquet`` path gets the stage's columns,
     anything else (- for stdout) its output lines. Returns the number of error rows written.
@@ -281,7 +282,7 @@ def run(job: Job, source: Any, output: str, *, lines: Iterator[Line] | None = No
     context.enable_progress_bars = not job.quiet
     table = pa.Table.from_pylist(list(line_rows(lines))) if lines is not None else pq.read_table(source)
     to_parquet = output.endswith(".parquet")
-    parts: Iterator[Any] = iter(())
+    parts: Iterable[Any] = ()
     if table.num_rows:
         blocks = [table.slice(start, job.batch_size) for start in range(0, table.num_rows, job.batch_size)]
         parts = ray.data.from_arrow(blocks).map_batches(
@@ -293,7 +294,7 @@ def run(job: Job, source: Any, output: str, *, lines: Iterator[Line] | None = No
     return _write_parquet(parts, output) if to_parquet else _write_lines(parts, output)
 
 
-def _write_parquet(parts: Iterator[Any], output: str) -> int:
+def _write_parquet(parts: Iterable[Any], output: str) -> int:
     """The stage's tables as one Parquet file; the number of error rows."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -303,7 +304,7 @@ def _write_parquet(parts: Iterator[Any], output: str) -> int:
     return sum(len(t) - t.column("error").null_count for t in tables)
 
 
-def _write_lines(parts: Iterator[Any], output: str) -> int:
+def _write_lines(parts: Iterable[Any], output: str) -> int:
     """The ``json`` lines of the stage's tables, each table written as it comes; the number of error rows."""
     import sys
 

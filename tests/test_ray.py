@@ -17,6 +17,7 @@ the same pools in another order.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -53,7 +54,7 @@ def cluster() -> Iterator[Any]:
     except ImportError as exc:
         unavailable(f"Ray is not installed ({exc}); pip install -e '.[ray]' to run these tests")
     try:
-        ray.init(num_cpus=2, include_dashboard=False, logging_level="warning")
+        ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
     except Exception as exc:  # noqa: BLE001 - whatever stops Ray here is the reason to report
         unavailable(f"Ray cannot start a local cluster here: {type(exc).__name__}: {exc}")
     try:
