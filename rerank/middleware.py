@@ -28,6 +28,8 @@ import httpx2
 from .errors import ConfigError, GenerationError, InputError, SendError
 from .generate import DEFAULT_CONCURRENCY, Generation, agenerate, check_options, drop_unusable, generate
 from .reranker import Reranker
+from .scorers.base import Scorer
+from .scorers.judge import LLMJudge
 from .selection import ContextOption, Options, Selector
 from .types import Candidate, Check, Ranking, ScoredCandidate
 from .wire import WIRE_HEADERS, Call, answer, encode, read_call, read_reply, upstream_headers
@@ -178,7 +180,8 @@ class AsyncRerankTransport(httpx2.AsyncBaseTransport):
 def wrap(
     client: ClientT, *, n: int = 4, reranker: Reranker | None = None, models: Sequence[str] = (),
     concurrency: int = DEFAULT_CONCURRENCY, deadline: float | None = None, context: ContextOption = None,
-    native_n: bool = True, **reranker_options: Any,
+    native_n: bool = True, judge: bool | Scorer = False, judge_model: str | None = None,
+    judge_weight: float = 2.0, **reranker_options: Any,
 ) -> ClientT:
     """A copy of an ``openai.OpenAI`` / ``AsyncOpenAI`` client whose calls return the best of ``n``.
 
@@ -196,6 +199,10 @@ def wrap(
       returning it; by default the system (and developer) messages.
     - ``native_n``: ask for chat candidates through the API's ``n`` (topped up or replaced by
       single requests when the server ignores or rejects it).
+    - ``judge``: also ask a model to name the best candidate (:class:`rerank.scorers.judge.LLMJudge`,
+      one more call per request, through the unwrapped client; its usage is added to the
+      response's and listed under the ranking's ``spent``), weighted ``judge_weight``. It asks
+      ``judge_model``, else the call's own model. A scorer instance may be given instead of True.
 
     The copy shares the original's connection pool: closing either closes both.
     """
@@ -213,6 +220,12 @@ def wrap(
         )
     if context is not None and not (isinstance(context, str) or callable(context)):
         raise ConfigError(f"context must be a string or a function of the request body, got {context!r}")
+    if judge:
+        if reranker is not None:
+            raise ConfigError("judge= goes with reranker options, not reranker=: give your Reranker "
+                              "add_scorers=[(LLMJudge(client=..., model=...), weight)] instead")
+        scorer = judge if isinstance(judge, Scorer) else LLMJudge(client=_sync_twin(client), model=judge_model)
+        reranker_options["add_scorers"] = [*reranker_options.get("add_scorers", ()), (scorer, judge_weight)]
     options = Options(n=n, models=tuple(models), concurrency=concurrency, deadline=deadline,
                       native_n=native_n, context=context)
     selector = Selector(options, reranker=reranker, reranker_options=reranker_options)
@@ -227,6 +240,16 @@ def wrap(
         outer = httpx2.Client(transport=RerankTransport(http_client, selector), **settings)
     _INNER[outer] = http_client
     return client.copy(http_client=outer)  # type: ignore[attr-defined]
+
+
+def _sync_twin(client: Any) -> Any:
+    """A synchronous client for the judge: the caller's own (unwrapped) one, or a twin of an async one."""
+    import openai
+
+    if isinstance(client, openai.OpenAI):
+        return client
+    return openai.OpenAI(api_key=client.api_key, base_url=client.base_url, organization=client.organization,
+                         project=client.project, timeout=client.timeout, max_retries=client.max_retries)
 
 
 def explain(response: Any) -> Ranking:
@@ -272,4 +295,5 @@ def ranking_from_dict(data: Mapping[str, Any]) -> Ranking:
     return Ranking(
         candidates=tuple(sorted(scored, key=lambda c: c.rank)), profile=str(data.get("profile", "default")),
         weights=dict(data.get("weights") or {}), failures=tuple(data.get("failures") or ()),
+        spent=dict(data.get("spent") or {}),
     )

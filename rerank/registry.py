@@ -25,6 +25,7 @@ BUILTIN_SCORERS: dict[str, str] = {
     "simplicity": "rerank.scorers.code:Simplicity",
     "execution": "rerank.scorers.execution:ExecutionConsensus",
     "instructions": "rerank.scorers.instructions:InstructionsFollowed",
+    "judge": "rerank.scorers.judge:LLMJudge",
 }
 
 BUILTIN_VALIDATORS: dict[str, str] = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -12,7 +12,7 @@ from .embeddings import check_backend
 from .errors import AllCandidatesFailedError, ConfigError
 from .profiles import EXECUTING_VALIDATORS, PROFILES, Profile, choose_profile
 from .registry import make_scorer, make_validator
-from .scorers.base import Scorer, Validator
+from .scorers.base import Paid, Scorer, Validator
 from .types import Candidate, Check, Ranking, Request, ScoredCandidate, coerce_candidates
 
 
@@ -31,6 +31,8 @@ class Reranker:
     where the sandbox cannot isolate it (otherwise they raise :class:`~rerank.errors.SandboxError`).
     ``embedding_backend`` names how the embedding scorers encode (``torch``, ``static``;
     default :data:`rerank.embeddings.DEFAULT_BACKEND`), loaded on the first pool that needs it.
+    ``add_scorers`` adds scorer instances, each with its weight, to every profile (the LLM
+    judge is added this way).
     """
 
     def __init__(
@@ -45,6 +47,7 @@ class Reranker:
         profile_weights: Mapping[str, Mapping[str, float]] | None = None,
         unsafe_exec: bool = False,
         embedding_backend: str | None = None,
+        add_scorers: Sequence[tuple[Scorer, float]] = (),
     ) -> None:
         self._cache: dict[tuple[str, str], Any] = {}
         self._scorer_options: dict[str, Any] = {"model": model} if model else {}
@@ -53,6 +56,9 @@ class Reranker:
             self._scorer_options["unsafe_exec"] = True  # make_scorer passes it only to scorers that take it
         if embedding_backend is not None:
             self._scorer_options["embedding_backend"] = check_backend(embedding_backend)
+        for scorer, _ in add_scorers:
+            self._cache[("scorer", scorer.name)] = scorer
+        self._added = {scorer.name: float(weight) for scorer, weight in add_scorers}
         self._fixed_scorers = None if scorers is None else [self._scorer(s) for s in scorers]
         self._validators = [self._validator(v) for v in validators]
         self._weights = dict(weights or {})
@@ -104,11 +110,11 @@ class Reranker:
         if self._fixed_scorers is not None:
             scorers = self._fixed_scorers
         else:
-            names = list(defaults) + [n for n in self._weights if n not in defaults]
-            scorers = [self._scorer(name) for name in names]
+            names = list(defaults) + [n for n in [*self._weights, *self._added] if n not in defaults]
+            scorers = [self._scorer(name) for name in dict.fromkeys(names)]
         weighted = []
         for scorer in scorers:
-            weight = self._weights.get(scorer.name, defaults.get(scorer.name, 1.0))
+            weight = self._weights.get(scorer.name, self._added.get(scorer.name, defaults.get(scorer.name, 1.0)))
             if weight and scorer.applies(request):
                 weighted.append((scorer, float(weight)))
         validators = list(self._validators)
@@ -133,9 +139,13 @@ class Reranker:
             timings[validator.name] = time.perf_counter() - start
         weighted = [(scorer, weight) for scorer, weight in weighted if len(pool) >= scorer.min_candidates]
         raw: dict[str, np.ndarray] = {}
+        spent: dict[str, Paid] = {}
         for scorer, _ in weighted:
             start = time.perf_counter()
-            raw[scorer.name] = np.asarray(scorer.score(request, pool), dtype=float)
+            scores = scorer.score(request, pool)
+            if isinstance(scores, Paid):
+                spent[scorer.name], scores = scores, scores.scores
+            raw[scorer.name] = np.asarray(scores, dtype=float)
             timings[scorer.name] = time.perf_counter() - start
         return Signals(
             pool=pool,
@@ -145,6 +155,7 @@ class Reranker:
             raw=raw,
             checks=[tuple(c) for c in checks],
             timings=timings,
+            spent=spent,
         )
 
     def combine(self, signals: Signals, *, weights: Mapping[str, float] | None = None) -> Ranking:
@@ -184,6 +195,7 @@ class Reranker:
             profile=signals.profile,
             weights={k: v for k, v in weights.items() if v},
             timings=dict(signals.timings),
+            spent={name: paid.to_dict() for name, paid in signals.spent.items()},
         )
         if self.strict and ranking.all_failed:
             failed = "; ".join(c.message for c in ranking.best.checks if not c.passed)
@@ -208,6 +220,7 @@ class Signals:
     raw: Mapping[str, np.ndarray]
     checks: list[tuple[Check, ...]]
     timings: Mapping[str, float]
+    spent: Mapping[str, Paid] = field(default_factory=dict)
 
 
 def gate_rank(checks: Sequence[Check]) -> tuple[bool, int]:

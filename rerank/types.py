@@ -107,6 +107,8 @@ class Request:
     context: str | None = None
     tools: tuple[Mapping[str, Any], ...] = ()
     schema: Mapping[str, Any] | None = None
+    model: str | None = None
+    """The model the candidates came from, when known (a judge asks the same one by default)."""
 
     @classmethod
     def coerce(cls, value: Any) -> "Request":
@@ -190,6 +192,8 @@ class Ranking:
     """Candidates that never reached scoring (e.g. a failed generation), as messages."""
     timings: Mapping[str, float] = field(default_factory=dict)
     """Seconds each scorer and validator took on this pool."""
+    spent: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """What scorers that call a model (the judge) spent: ``{name: {"calls", "usage", "failures"}}``."""
 
     @property
     def best(self) -> ScoredCandidate:
@@ -231,6 +235,8 @@ class Ranking:
         }
         if self.failures:
             out["failures"] = list(self.failures)
+        if self.spent:
+            out["spent"] = {name: dict(value) for name, value in self.spent.items()}
         return out
 
 

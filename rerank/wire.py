@@ -217,8 +217,10 @@ def request_of(kind: Kind, body: Mapping[str, Any], *,
     fmt = response_format.get("type") if isinstance(response_format, Mapping) else None
     schema = schema_holder.get("schema") if fmt == "json_schema" and isinstance(schema_holder, Mapping) else None
     validators = ("json",) if fmt == "json_object" else ()
+    model = body.get("model")
     request = Request(query=query_of(kind, body), context=context, tools=tuple(tools),
-                      schema=schema if isinstance(schema, Mapping) else None)
+                      schema=schema if isinstance(schema, Mapping) else None,
+                      model=model if isinstance(model, str) else None)
     return request, validators
 
 
@@ -358,10 +360,22 @@ def winner_body(call: Call, generation: "Generation", ranking: Ranking) -> dict[
     body = dict(best.response)
     if call.kind == "chat":
         body["choices"] = [{**(best.choice or {}), "index": 0}]
-    if generation.usage is not None:
-        body["usage"] = generation.usage
+    usage = generation.usage
+    for spent in ranking.spent.values():  # a judge's calls are paid for too
+        if usage is not None and spent.get("usage"):
+            usage = add_usage(usage, _usage_as(call.kind, spent["usage"]))
+    if usage is not None:
+        body["usage"] = usage
     body["rerank"] = explanation(ranking, generation)
     return body
+
+
+def _usage_as(kind: Kind, usage: Mapping[str, Any]) -> dict[str, Any]:
+    """Chat-shaped usage (a judge's) in the field names of ``kind``'s usage."""
+    if kind == "chat":
+        return dict(usage)
+    return {"input_tokens": usage.get("prompt_tokens", 0), "output_tokens": usage.get("completion_tokens", 0),
+            "total_tokens": usage.get("total_tokens", 0)}
 
 
 def answer(call: Call, generation: "Generation", ranking: Ranking) -> tuple[dict[str, str], bytes]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Callable, ClassVar, Sequence, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Mapping, Sequence, TypeVar
 
 from ..types import Candidate, Check, Request
 
@@ -27,8 +28,22 @@ class Scorer(ABC):
         return True
 
     @abstractmethod
-    def score(self, request: Request, candidates: Sequence[Candidate]) -> list[float]:
-        """One raw score per candidate, in order."""
+    def score(self, request: Request, candidates: Sequence[Candidate]) -> list[float] | Paid:
+        """One raw score per candidate, in order (``Paid`` when the scores cost model calls)."""
+
+
+@dataclass(frozen=True)
+class Paid:
+    """Scores that cost model calls: the scores, the calls made, their usage summed, what failed."""
+
+    scores: list[float]
+    calls: int
+    usage: Mapping[str, Any] | None = None
+    failures: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape: ``{"calls", "usage", "failures"}``."""
+        return {"calls": self.calls, "usage": dict(self.usage or {}), "failures": list(self.failures)}
 
 
 class Validator(ABC):
