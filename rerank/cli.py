@@ -123,7 +123,7 @@ def build_reranker(validators: tuple[str, ...], scorers: tuple[str, ...], weight
             from .embeddings import get_embedder
 
             try:
-                get_embedder(model, embedding_backend)  # a model named but unusable is an error now, not per line
+                get_embedder(model, embedding_backend).encoder  # a model named but unusable is an error now
             except ConfigError as exc:
                 raise Refused(" ".join(str(exc).split())) from None
         return Reranker(scorers=list(scorers) or None, validators=list(validators), weights=weights, model=model,
@@ -161,7 +161,8 @@ def score_line(reranker: Any, line: Line, *, max_candidates: int = DEFAULT_MAX_C
             **ranking.to_dict()}
 
 
-def _pools_of(max_candidates: int) -> Any:
+def pools_of(max_candidates: int = DEFAULT_MAX_CANDIDATES) -> Any:
+    """What ``warmed`` pre-encodes for a line: its (request, candidates), None for an unusable line."""
     def pool_of(line: Line) -> tuple[dict[str, Any], list[Any]] | None:
         candidates = (line.value or {}).get("candidates")
         if not isinstance(candidates, list) or len(candidates) > max_candidates:
@@ -241,7 +242,7 @@ def score(input_file: BinaryIO, output: str, fmt: str, max_candidates: int, quie
     from .warm import warmed
 
     try:
-        for line in warmed(reranker, read_lines(input_file), _pools_of(max_candidates)):
+        for line in warmed(reranker, read_lines(input_file), pools_of(max_candidates)):
             result = score_line(reranker, line, max_candidates=max_candidates)
             failed += "error" in result
             candidates = (line.value or {}).get("candidates")

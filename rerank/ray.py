@@ -38,7 +38,7 @@ import ray
 import ray.data
 
 from .batch import Task, answer, screen
-from .cli import _pool_of, score_line
+from .cli import pools_of, score_line
 from .jsonl import Line, dumps, parse_line
 from .reranker import Reranker
 from .warm import warmed
@@ -153,7 +153,7 @@ class RerankStage:
     def results(self, batch: Batch) -> list[dict[str, Any]]:
         """The `rerank score` output object of every row, in order."""
         lines = lines_of(batch, SCORE_INPUT, SCORE_NESTED)
-        return [score_line(self.reranker, line) for line in warmed(self.reranker, lines, _pool_of)]
+        return [score_line(self.reranker, line) for line in warmed(self.reranker, lines, pools_of())]
 
     def __call__(self, batch: Batch) -> dict[str, Any]:
         """Rank a batch of pools (see the class)."""

@@ -254,15 +254,15 @@ def test_a_profile_weights_file_changes_the_picks_of_score(alpaca: Path, alpaca_
     only_relevance = data.picks(data.vector({"relevance": 1.0}))
     default = run("score", alpaca, "-q")
     path = tmp_path / "relevance.json"
-    path.write_text(json.dumps({"profiles": {"chat": {"relevance": 1.0, "coverage": 0, "structure": 0}},
-                                "report": {"note": "hand-written"}}))
+    only = {**{name: 0 for name in PROFILES["chat"].weights}, "relevance": 1.0}
+    path.write_text(json.dumps({"profiles": {"chat": only}, "report": {"note": "hand-written"}}))
     scored = run("score", alpaca, "--weights", path, "-q")
     picks = [json.loads(line)["best_index"] for line in scored.stdout.splitlines()]
     assert picks == list(only_relevance)
     assert picks != [json.loads(line)["best_index"] for line in default.stdout.splitlines()]
     assert all(json.loads(line)["weights"] == {"relevance": 1.0} for line in scored.stdout.splitlines())
     flat = tmp_path / "flat.json"
-    flat.write_text(json.dumps({"relevance": 1.0, "coverage": 0, "structure": 0}))
+    flat.write_text(json.dumps(only))
     assert run("score", alpaca, "--weights", flat, "-q").stdout == scored.stdout
 
 

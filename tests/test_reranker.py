@@ -67,7 +67,8 @@ def test_identical_candidates_tie_to_the_lowest_index():
 
 def test_weights_override_and_unknown_weights_are_refused():
     pool = ["Paris France capital capital capital", "Yes: the capital of France is Paris."]
-    only_bm25 = Reranker(weights={"relevance": 0, "coverage": 0, "structure": 0, "bm25": 1}).rank(QUERY, pool)
+    only_bm25 = Reranker(weights={"relevance": 0, "coverage": 0, "structure": 0, "instructions": 0, "bm25": 1}).rank(
+        QUERY, pool)
     assert list(only_bm25.weights) == ["bm25"]
     assert only_bm25.best.components.keys() == {"bm25"}
     with pytest.raises(ConfigError, match="unknown scorer 'nonsense'"):
