@@ -353,8 +353,8 @@ def plugins_command(as_json: bool) -> None:
 def prepare_command(embedding_backend: str, model: str | None) -> None:
     """Build what an embedding backend derives from the model, now, so that no run waits for it.
 
-    static distils the model's vectors (20 s to 3 min, needs torch); torch needs nothing and is
-    only loaded as a check. The result goes to the cache folder
+    static distils the model's vectors (about 30 s idle, minutes on a busy machine; needs torch);
+    torch needs nothing and is only loaded as a check. The result goes to the cache folder
     ($RERANK_CACHE_DIR, else $XDG_CACHE_HOME/rerank, else ~/.cache/rerank), e.g. in a Docker build.
     """
     from .backends import prepare
