@@ -558,19 +558,22 @@ def _run_on_ray(stage: str, options: dict[str, Any], cluster: dict[str, Any], qu
 
 
 def _reranker_options(validators: tuple[str, ...], scorers: tuple[str, ...], weight_pairs: tuple[str, ...],
-                      weights_file: str | None, model: str | None, strict: bool) -> dict[str, Any]:
+                      weights_file: str | None, model: str | None, strict: bool, unsafe_exec: bool = False,
+                      embedding_backend: str | None = None) -> dict[str, Any]:
     """The scoring options as a stage's keyword arguments, checked here by building a Reranker."""
-    build_reranker(validators, scorers, weight_pairs, weights_file, model, strict)
+    build_reranker(validators, scorers, weight_pairs, weights_file, model, strict, unsafe_exec, embedding_backend)
     weights, profile_weights = parse_weights(weight_pairs, weights_file)
     return {"validators": list(validators), "scorers": list(scorers) or None, "weights": weights,
-            "profile_weights": profile_weights, "strict": strict, "model": model}
+            "profile_weights": profile_weights, "strict": strict, "model": model, "unsafe_exec": unsafe_exec,
+            "embedding_backend": embedding_backend}
 
 
 def _score_on_ray(cluster: dict[str, Any], input_file: BinaryIO, output: Any, fmt: str, quiet: bool,
-                  **scoring: Any) -> int:
+                  max_candidates: int = DEFAULT_MAX_CANDIDATES, **scoring: Any) -> int:
     if fmt != "jsonl":
         raise click.UsageError("--ray writes jsonl (or Parquet to -o FILE.parquet); drop --format table")
-    return _run_on_ray("RerankStage", _reranker_options(**scoring), cluster, quiet, input_file, _path(output),
+    options = {**_reranker_options(**scoring), "max_candidates": max_candidates}
+    return _run_on_ray("RerankStage", options, cluster, quiet, input_file, _path(output),
                        lambda on_ray, lines: lines)
 
 
@@ -593,8 +596,8 @@ def _generate_on_ray(cluster: dict[str, Any], input_file: BinaryIO, output: str,
 
 
 def _path(output: Any) -> str:
-    """The path of a click output file; - for stdout."""
-    name = getattr(output, "name", "-")
+    """The path of the output: a path given as text, or a click output file's; - for stdout."""
+    name = output if isinstance(output, str) else getattr(output, "name", "-")
     return "-" if name in ("-", "<stdout>") else str(name)
 
 

@@ -38,7 +38,7 @@ import ray
 import ray.data
 
 from .batch import Task, answer, screen
-from .cli import pools_of, score_line
+from .cli import DEFAULT_MAX_CANDIDATES, pools_of, score_line
 from .jsonl import Line, dumps, parse_line
 from .reranker import Reranker
 from .warm import warmed
@@ -144,16 +144,20 @@ class RerankStage:
                  weights: Mapping[str, float] | None = None,
                  profile_weights: Mapping[str, Mapping[str, float]] | None = None,
                  model: str | None = None, strict: bool = False, auto_validators: bool = True,
-                 output: Output = "columns") -> None:
+                 unsafe_exec: bool = False, embedding_backend: str | None = None,
+                 max_candidates: int = DEFAULT_MAX_CANDIDATES, output: Output = "columns") -> None:
         self.reranker = Reranker(validators=list(validators), scorers=list(scorers) if scorers else None,
                                  weights=weights, profile_weights=profile_weights, model=model, strict=strict,
-                                 auto_validators=auto_validators)
+                                 auto_validators=auto_validators, unsafe_exec=unsafe_exec,
+                                 embedding_backend=embedding_backend)
+        self.max_candidates = max_candidates
         self.output = output
 
     def results(self, batch: Batch) -> list[dict[str, Any]]:
         """The `rerank score` output object of every row, in order."""
         lines = lines_of(batch, SCORE_INPUT, SCORE_NESTED)
-        return [score_line(self.reranker, line) for line in warmed(self.reranker, lines, pools_of())]
+        return [score_line(self.reranker, line, max_candidates=self.max_candidates)
+                for line in warmed(self.reranker, lines, pools_of(self.max_candidates))]
 
     def __call__(self, batch: Batch) -> dict[str, Any]:
         """Rank a batch of pools (see the class)."""
@@ -186,13 +190,15 @@ class GenerateStage:
                  validators: Sequence[str] = (), scorers: Sequence[str] | None = None,
                  weights: Mapping[str, float] | None = None,
                  profile_weights: Mapping[str, Mapping[str, float]] | None = None,
-                 embedding_model: str | None = None, strict: bool = False, output: Output = "columns") -> None:
+                 embedding_model: str | None = None, strict: bool = False, unsafe_exec: bool = False,
+                 embedding_backend: str | None = None, output: Output = "columns") -> None:
         import openai
 
         from .middleware import wrap
 
         reranker = Reranker(validators=list(validators), scorers=list(scorers) if scorers else None,
-                            weights=weights, profile_weights=profile_weights, model=embedding_model, strict=strict)
+                            weights=weights, profile_weights=profile_weights, model=embedding_model, strict=strict,
+                            unsafe_exec=unsafe_exec, embedding_backend=embedding_backend)
         self.client = wrap(openai.OpenAI(base_url=base_url, api_key=api_key or ("none" if base_url else None),
                                          max_retries=max_retries), n=n, reranker=reranker)
         self.model = model
