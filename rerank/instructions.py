@@ -250,6 +250,15 @@ def _items_instruction(cmp: str | None, n: int) -> Instruction:
     return Instruction("item-count", _describe(cmp, n, "item"), breach)
 
 
+_TABLE_RULE = re.compile(r"\s*\|?\s*:?-{3,}")
+
+
+def has_table(text: str) -> bool:
+    """A markdown table: a line with a ``|`` followed by a ``---`` rule line (one pass over the lines)."""
+    lines = text.splitlines()
+    return any("|" in row and _TABLE_RULE.match(rule) for row, rule in zip(lines, lines[1:]))
+
+
 def _has_items(answer: str) -> str | None:
     return None if list_items(answer) else "the answer has no list"
 
@@ -260,8 +269,7 @@ def _formats(query: str) -> Iterator[Instruction]:
             and not re.search(r"\bjson\b.{0,40}\b(?:file|string|parse|schema\s+for)\b", low):
         yield Instruction("json", "JSON", _json_breach)
     if re.search(r"\b(?:in|as|into|using|with|create|make|draw|format\w*\s+as)\s+(?:a\s+)?(?:markdown\s+)?table\b", low):
-        yield Instruction("table", "a table", lambda a: None if re.search(r"^\s*\|?.*\|.*\n\s*\|?\s*:?-{3,}", a, re.M)
-                          else "the answer has no table")
+        yield Instruction("table", "a table", lambda a: None if has_table(a) else "the answer has no table")
     if re.search(r"\b(?:in|as|using|with|use)\s+(?:a\s+)?(?:markdown\s+)?(?:bullet(?:ed)?\s*(?:points?|list)|numbered\s+list)", low):
         yield Instruction("list", "a list", _has_items)
     if "<<" in query and ">>" in query and re.search(r"\btitle\b", low):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rerank import Reranker
-from rerank.instructions import instructions_in, list_items, paragraph_count, sentence_count, word_count
+from rerank.instructions import MAX_ANSWER_CHARS, instructions_in, list_items, paragraph_count, sentence_count, word_count
 
 LIST_OF_3 = "Here are three:\n1. Walk daily.\n2. Sleep well.\n3. Eat greens."
 LIST_OF_5 = "1. Walk.\n2. Sleep.\n3. Eat.\n4. Drink water.\n5. Rest."
@@ -116,3 +116,14 @@ def test_validator_passes_every_candidate_when_the_query_states_nothing() -> Non
         "Tell me about owls.", ["Owls hunt at night.", "Owls, birds of prey, hunt at night."])
     assert all(c.checks[0].passed for c in ranking.candidates)
     assert {c.raw["instructions"] for c in ranking.candidates} == {1.0}
+
+
+@pytest.mark.timeout(60)
+def test_a_hostile_answer_costs_one_pass_not_a_quadratic_search() -> None:
+    # A line of 200,000 pipes made the old one-regex table check try every pipe against every
+    # later position (about a minute); each check now reads the answer in one pass.
+    (table,) = instructions_in("Compare the two phones in a table.")
+    assert table.check("|" * MAX_ANSWER_CHARS) is not None
+    assert table.check("|" * (MAX_ANSWER_CHARS - 6) + "\n|---|") is None
+    (sentences,) = instructions_in("Explain gravity in one sentence.")
+    assert sentences.check("A. " * (MAX_ANSWER_CHARS // 3)) is not None
