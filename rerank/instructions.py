@@ -136,13 +136,15 @@ def _describe(cmp: str | None, n: int, unit: str) -> str:
 
 def _count_instruction(kind: str, unit: str, cmp: str | None, n: int, measure: Callable[[str], int], *,
                        loose_exact: bool) -> Instruction:
-    low, high = _bounds(cmp, n, loose_exact=loose_exact)
+    return _bounded(kind, _describe(cmp, n, unit), *_bounds(cmp, n, loose_exact=loose_exact), measure)
 
+
+def _bounded(kind: str, description: str, low: float, high: float, measure: Callable[[str], int]) -> Instruction:
     def breach(answer: str) -> str | None:
         got = measure(answer)
         return None if low <= got <= high else f"the answer has {got}"
 
-    return Instruction(kind, _describe(cmp, n, unit), breach)
+    return Instruction(kind, description, breach)
 
 
 # Extractors: each reads the query and yields the instructions of one family ----------------
@@ -183,9 +185,9 @@ def _lengths(query: str) -> Iterator[Instruction]:
         after = (m.group("after") or "").strip().lower()
         tail = (m.group("tail") or "").strip().lower()
         if m.group("low"):  # a range: "2-3 sentences", "between 100 and 150 words"
-            low_n = number(m.group("low"))
+            low = number(m.group("low"))
             kind, measure, _ = _LENGTH_UNITS[unit]
-            yield _range_instruction(kind, unit, low_n, n, measure)
+            yield _bounded(kind, f"{low} to {n} {unit}s", low, n, measure)
             continue
         if after.startswith(("or less", "or fewer", "and no", "and not", "max")):
             cmp = "at most"
@@ -201,14 +203,6 @@ def _lengths(query: str) -> Iterator[Instruction]:
             continue  # "give me 5 words that rhyme": a count of things, not a length
         kind, measure, loose = _LENGTH_UNITS[unit]
         yield _count_instruction(kind, unit, cmp, n, measure, loose_exact=loose)
-
-
-def _range_instruction(kind: str, unit: str, low: int, high: int, measure: Callable[[str], int]) -> Instruction:
-    def breach(answer: str) -> str | None:
-        got = measure(answer)
-        return None if low <= got <= high else f"the answer has {got}"
-
-    return Instruction(kind, f"{low} to {high} {unit}s", breach)
 
 
 _ITEM_VERBS = (r"list|give|provide|name|suggest|generate|write|create|come\s+up\s+with|share|offer|recommend|"
