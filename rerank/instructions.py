@@ -13,6 +13,7 @@ Only the first ``MAX_QUERY_CHARS`` of a query and ``MAX_ANSWER_CHARS`` of an ans
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -375,9 +376,14 @@ _EXTRACTORS: tuple[Callable[[str], Iterator[Instruction]], ...] = (
 
 def instructions_in(query: str) -> list[Instruction]:
     """Every checkable instruction the query states, once each, in the order they were found."""
-    query = query[:MAX_QUERY_CHARS]
+    return list(_read_instructions(query[:MAX_QUERY_CHARS]))
+
+
+@functools.lru_cache(maxsize=1024)
+def _read_instructions(query: str) -> tuple[Instruction, ...]:
+    # Cached: the scorer and the validator (once per candidate) read the same query.
     found: dict[tuple[str, str], Instruction] = {}
     for extract in _EXTRACTORS:
         for instruction in extract(query):
             found.setdefault((instruction.kind, instruction.description), instruction)
-    return list(found.values())
+    return tuple(found.values())
