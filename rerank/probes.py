@@ -18,7 +18,8 @@ import re
 import string
 from typing import Any, Callable
 
-from .code import query_signature
+from .python_checks import query_signature
+from .safe_parse import literal_value
 
 WORDS = ["hello", "world", "Hi", "my", "name", "is", "John", "apple", "banana", "racecar", "abc", "xyz",
          "Python", "a", "I", "code", "level", "noon", "Test", "data", "AEIOU", "sky", "b2", "42"]
@@ -168,9 +169,8 @@ def _literals(text: str, limit: int = 24) -> list[Any]:
     found: list[Any] = []
     text = text.replace('"""', " ").replace("'''", " ")
     for match in re.finditer(r"\[[^\[\]\n]{0,80}\]|'[^'\n]{0,40}'|\"[^\"\n]{0,40}\"|-?\b\d+(?:\.\d+)?\b", text):
-        try:
-            value = ast.literal_eval(match.group())
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
+        ok, value = literal_value(match.group())
+        if not ok:
             continue
         if value not in found:
             found.append(value)

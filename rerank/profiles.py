@@ -7,6 +7,7 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
+from .safe_parse import parse_or_none
 from .types import Request
 
 
@@ -39,9 +40,8 @@ EXECUTING_VALIDATORS = {"python-doctest"}
 
 def asks_for_code(request: Request) -> bool:
     """True when the query is itself a Python function stub (a signature and a docstring to complete)."""
-    try:
-        tree = ast.parse(textwrap.dedent(request.query))
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    tree = parse_or_none(textwrap.dedent(request.query))
+    if tree is None:
         return False
     return any(isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) for node in tree.body)
 

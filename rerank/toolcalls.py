@@ -21,7 +21,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from .code import fenced_blocks
+from .fenced_code import fenced_blocks
+from .safe_parse import LITERAL_ERRORS, literal_value, parse_or_none
 from .types import Candidate, ToolCall
 
 MAX_CALL_TEXT = 100_000
@@ -225,11 +226,8 @@ def _parse_segment(segment: str, depth: int) -> list[ParsedCall] | None:
         return _calls_from_value(json.loads(segment), depth)
     except (ValueError, RecursionError):
         pass
-    try:
-        tree = ast.parse(segment)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return None
-    if not tree.body or not all(isinstance(s, ast.Expr) for s in tree.body):
+    tree = parse_or_none(segment)
+    if tree is None or not tree.body or not all(isinstance(s, ast.Expr) for s in tree.body):
         return None
     calls: list[ParsedCall] = []
     for statement in tree.body:
@@ -258,9 +256,12 @@ def _calls_from_node(node: ast.expr, depth: int) -> list[ParsedCall] | None:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return _parse_text(node.value, depth + 1) or None
     if isinstance(node, ast.Dict):
+        ok, value = literal_value(node)
+        if not ok:
+            return None
         try:
-            return _calls_from_value(ast.literal_eval(node), depth)
-        except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+            return _calls_from_value(value, depth)
+        except LITERAL_ERRORS:  # e.g. str() of an oversized integer key
             return None
     return None
 
@@ -272,9 +273,8 @@ def _name_and_arguments_node(node: ast.List | ast.Tuple) -> ParsedCall | None:
     first, second = node.elts
     if not (isinstance(first, ast.Constant) and isinstance(first.value, str) and isinstance(second, ast.Dict)):
         return None
-    try:
-        arguments = ast.literal_eval(second)
-    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+    ok, arguments = literal_value(second)
+    if not ok:
         return ParsedCall(first.value, None, "arguments are not literal values")
     return ParsedCall(first.value, _jsonish(arguments))
 
@@ -320,10 +320,9 @@ def _dotted_name(node: ast.expr) -> str | None:
 
 
 def _literal(node: ast.expr) -> tuple[bool, Any]:
-    try:
-        return True, ast.literal_eval(node)
-    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
-        pass
+    ok, value = literal_value(node)
+    if ok:
+        return True, value
     number = _arithmetic(node)
     if number is not None:
         return True, number

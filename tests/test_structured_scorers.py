@@ -5,7 +5,7 @@ import ast
 import numpy as np
 
 from rerank import Candidate, Request, Reranker
-from rerank.code import completion_of
+from rerank.python_checks import completion_of
 from rerank.probes import probe_calls
 from rerank.scorers.code import CodeConsensus, Simplicity
 from rerank.scorers.execution import ExecutionConsensus

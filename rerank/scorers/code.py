@@ -10,7 +10,8 @@ import re
 from collections import Counter
 from typing import Sequence
 
-from ..code import completion_of, extract_code
+from ..fenced_code import extract_code
+from ..python_checks import completion_of
 from ..types import Candidate, Request
 from .base import AGREEMENT_MIN_CANDIDATES, Scorer, mean_agreement
 

@@ -13,9 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..code import entry_point_of, extract_code
+from ..fenced_code import extract_code
 from ..isolation import require_isolation
 from ..probes import probe_calls
+from ..python_checks import entry_point_of
 from ..sandbox import load_and_call
 from ..types import Candidate, Request
 from .base import AGREEMENT_MIN_CANDIDATES, Scorer

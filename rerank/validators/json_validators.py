@@ -12,7 +12,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from jsonschema.validators import extend, validator_for
 from referencing.exceptions import Unresolvable
 
-from ..code import fenced_blocks
+from ..fenced_code import fenced_blocks
 from ..errors import InputError
 from ..jsonl import json_depth
 from ..linear_regex import UnsupportedPattern, compile_linear, search

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from ..code import (
-    Example,
+from ..docstring_examples import Example, examples_for
+from ..errors import ConfigError
+from ..fenced_code import extract_code
+from ..isolation import require_isolation
+from ..python_checks import (
     entry_point_of,
-    examples_for,
-    extract_code,
     function_def,
     parse_python,
     query_signature,
@@ -28,8 +29,6 @@ from ..code import (
     undefined_names,
     unfinished,
 )
-from ..errors import ConfigError
-from ..isolation import require_isolation
 from ..sandbox import Opaque, load_and_call, run_calls
 from ..scorers.base import Validator
 from ..types import Candidate, Check, Request

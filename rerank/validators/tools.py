@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import ast
 import json
 from typing import Any, Mapping, Sequence
 
 from jsonschema.exceptions import best_match
 
+from ..safe_parse import literal_value
 from ..scorers.base import Validator
 from ..toolcalls import ParsedCall, match_function, parse_calls
 from ..types import Candidate, Check, Request
@@ -86,10 +86,8 @@ def _spelled(text: str) -> Any:
         return json.loads(text)
     except (ValueError, RecursionError):
         pass
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
-        return _NOTHING
+    ok, value = literal_value(text)
+    return value if ok else _NOTHING
 
 
 def _json_type(value: Any) -> set[str]:
