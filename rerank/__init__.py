@@ -8,6 +8,7 @@ from .errors import (
     PluginError,
     RerankError,
     SandboxError,
+    UnknownNameError,
 )
 from .reranker import Reranker
 from .scorers.base import Scorer, Validator
@@ -29,6 +30,7 @@ __all__ = [
     "ScoredCandidate",
     "Scorer",
     "ToolCall",
+    "UnknownNameError",
     "Validator",
     "best_of",
     "explain",

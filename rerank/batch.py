@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Mapping, Sequence
 
-from .errors import AllCandidatesFailedError, ConfigError, GenerationError, InputError
+from .errors import AbandonedError, AllCandidatesFailedError, ConfigError, GenerationError, InputError
 from .exits import EXIT_INTERRUPTED, EXIT_WRITE_FAILED
 from .jsonl import Line, encode_line, loads, parse_line, read_lines, same_file, write_error, write_whole
 from .progress import Progress
@@ -205,7 +205,7 @@ def read_answered(path: str | Path, *, notify: Callable[[str], None] = lambda me
     _repair_tail(path, notify)
     with open(path, "rb") as f:
         for line in read_lines(f):
-            if line.error == f"line {line.number} is empty":
+            if line.empty:
                 continue
             value = line.value
             if value is None or "custom_id" not in value or "error" not in value:
@@ -412,7 +412,7 @@ def run(client: Any, lines: Iterable[Line], writer: Writer, *, answered: Answere
         for line in lines:
             if interrupts.stop.is_set() or writer.error is not None:
                 break
-            if line.error == f"line {line.number} is empty":
+            if line.empty:
                 continue  # a blank line holds no request (a trailing one is common)
             custom_id, outcome = screen(line, model=model)
             if isinstance(custom_id, str) and custom_id in seen:
@@ -495,62 +495,55 @@ def open_output(path: str, *, append: bool) -> BinaryIO:
 def generate_main(
     input_file: BinaryIO, *, output: str, reranker: Any, base_url: str | None, api_key: str | None, n: int,
     model: str | None, concurrency: int, max_retries: int, resume: bool, overwrite: bool, quiet: bool,
-    total: int | None, argv: Sequence[str],
+    total: int | None, argv: Sequence[str], notify: Callable[[str], None],
 ) -> int:
     """Everything `rerank generate` does once its options are parsed; returns the exit code.
 
-    Usage errors raise ``click.UsageError``. ``total`` (input lines, if known) feeds the ETA;
-    ``argv`` (the command's arguments) makes the resume hint printed after Ctrl-C.
+    Usage errors (nothing was done) raise ConfigError, or InputError for a damaged OUTPUT to
+    resume. ``total`` (input lines, if known) feeds the ETA; ``argv`` (the command's arguments)
+    makes the resume hint told to ``notify`` after Ctrl-C. Raises AbandonedError when a second
+    Ctrl-C gave up on requests in flight (the caller should exit at once).
     """
-    import sys
-
-    import click
     import openai
 
     from .middleware import wrap
 
-    def notify(message: str) -> None:
-        clear = "\r\x1b[K" if sys.stderr.isatty() and not quiet else ""  # over the progress line
-        click.echo(f"{clear}rerank generate: {message}", err=True)
-
     if same_file(input_file, output):
         shown = "stdout" if output == "-" else output
-        raise click.UsageError(f"the output ({shown}) is the input file: writing it would destroy the input "
-                               "while it is read (even with --overwrite); write to another file")
+        raise ConfigError(f"the output ({shown}) is the input file: writing it would destroy the input "
+                          "while it is read (even with --overwrite); write to another file")
     if resume and overwrite:
-        raise click.UsageError("--resume continues OUTPUT and --overwrite replaces it: give one of them")
+        raise ConfigError("--resume continues OUTPUT and --overwrite replaces it: give one of them")
     if resume and output == "-":
-        raise click.UsageError("--resume needs -o FILE: it reads the answers already in that file")
+        raise ConfigError("--resume needs -o FILE: it reads the answers already in that file")
     existing = Path(output) if output != "-" else None
     if existing is not None and existing.is_file() and existing.stat().st_size and not (resume or overwrite):
-        raise click.UsageError(f"{output} already holds answers: pass --resume to continue it, "
-                               "or --overwrite to start again")
+        raise ConfigError(f"{output} already holds answers: pass --resume to continue it, "
+                          "or --overwrite to start again")
     if not api_key:
         if not base_url:
-            raise click.UsageError("no API key: set OPENAI_API_KEY or pass --api-key "
-                                   "(for a local server that needs none, pass --base-url)")
+            raise ConfigError("no API key: set OPENAI_API_KEY or pass --api-key "
+                              "(for a local server that needs none, pass --base-url)")
         api_key = "none"  # local servers (vLLM, llama.cpp, Ollama) take any key
     answered = Answered()
     if resume:
         try:
             answered = read_answered(output, notify=notify if not quiet else lambda message: None)
-        except InputError as exc:
-            raise click.UsageError(str(exc)) from None
         except OSError as exc:
-            raise click.UsageError(f"cannot resume: {write_error(output, exc)}") from None
+            raise ConfigError(f"cannot resume: {write_error(output, exc)}") from None
         if answered and not quiet:
             notify(f"resuming: {len(answered)} lines of {output} already answered, skipping them")
     try:
         client = wrap(openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=max_retries),
                       n=n, reranker=reranker)
-    except (ConfigError, openai.OpenAIError) as exc:
-        raise click.UsageError(str(exc)) from None
+    except openai.OpenAIError as exc:
+        raise ConfigError(str(exc)) from None
     progress = Progress("generate", total=max(total - len(answered), 0) if total is not None else None,
                         enabled=not quiet)
     try:
         target = open_output(output, append=resume)
     except OSError as exc:
-        raise click.UsageError(f"cannot write {write_error(output, exc)}") from None
+        raise ConfigError(f"cannot write {write_error(output, exc)}") from None
     writer = Writer(target, progress=progress)
     try:
         with Interrupts(notify) as interrupts:
@@ -576,9 +569,6 @@ def generate_main(
         else:
             notify(f"stopped after {summary.written} lines{lost}. To finish, run:\n  {resume_command(argv)}")
         if summary.abandoned:
-            # Worker threads still wait on the abandoned requests; a normal exit would join them.
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(EXIT_INTERRUPTED)
+            raise AbandonedError(f"{summary.abandoned} requests abandoned in flight")
         return EXIT_INTERRUPTED
     return 1 if summary.failed else 0

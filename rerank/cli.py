@@ -8,6 +8,7 @@ line), 2 usage error, 3 writing the output failed midway (e.g. a full disk), 130
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable
@@ -15,8 +16,8 @@ from typing import Any, BinaryIO, Callable, Iterable
 import click
 
 from .embeddings import BACKENDS, DEFAULT_BACKEND
-from .errors import AllCandidatesFailedError, ConfigError, InputError, SandboxError
-from .exits import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WRITE_FAILED, HELP as EXIT_HELP
+from .errors import AbandonedError, AllCandidatesFailedError, ConfigError, InputError, SandboxError
+from .exits import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WRITE_FAILED, HELP as EXIT_HELP
 from .jsonl import Line, encode_line, read_lines, same_file, write_error, write_whole
 from .progress import Progress
 from .types import Ranking
@@ -427,11 +428,30 @@ def generate(input_file: BinaryIO, output: str, base_url: str | None, api_key: s
     from .batch import generate_main
 
     reranker = build_reranker(**scoring)
-    sys.exit(generate_main(
-        input_file, output=output, reranker=reranker, base_url=base_url, api_key=api_key, n=n,
-        model=llm_model, concurrency=concurrency, max_retries=max_retries, resume=resume,
-        overwrite=overwrite, quiet=quiet, total=_count_lines(input_file), argv=sys.argv[1:],
-    ))
+    try:
+        sys.exit(generate_main(
+            input_file, output=output, reranker=reranker, base_url=base_url, api_key=api_key, n=n,
+            model=llm_model, concurrency=concurrency, max_retries=max_retries, resume=resume,
+            overwrite=overwrite, quiet=quiet, total=_count_lines(input_file), argv=sys.argv[1:],
+            notify=_generate_notifier(quiet),
+        ))
+    except (ConfigError, InputError) as exc:
+        raise click.UsageError(str(exc)) from None
+    except AbandonedError:
+        # Worker threads still wait on the abandoned requests; a normal exit would join them.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
+
+
+def _generate_notifier(quiet: bool) -> Callable[[str], None]:
+    """`rerank generate`'s messages on stderr, each over the progress line when one is shown."""
+
+    def notify(message: str) -> None:
+        clear = "\r\x1b[K" if sys.stderr.isatty() and not quiet else ""
+        click.echo(f"{clear}rerank generate: {message}", err=True)
+
+    return notify
 
 
 # --- rerank serve ---------------------------------------------------------------------------

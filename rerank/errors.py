@@ -4,9 +4,11 @@ RerankError
 ├── InputError          a request or candidate is malformed (wrong type, empty pool, too large)
 ├── ConfigError         an unknown scorer, validator, weight or model; a bad option value
 │   └── PluginError     a named plugin is missing or failed to import
+│       └── UnknownNameError   no built-in and no plugin has that name (also a KeyError)
 ├── SandboxError        untrusted code could not be run in the sandbox at all
 ├── AllCandidatesFailedError   strict mode: no candidate passed every validator
 ├── GenerationError     no candidate could be generated (carries the upstream errors)
+├── AbandonedError      a second Ctrl-C gave up on requests still in flight (exit at once)
 └── SendError           one upstream request failed (status, body, what the edge hands back)
 """
 
@@ -27,6 +29,22 @@ class ConfigError(RerankError, ValueError):
 
 class PluginError(ConfigError):
     """A plugin named by the user is not installed or failed to load."""
+
+
+class UnknownNameError(PluginError, KeyError):
+    """No built-in scorer or validator and no installed plugin has this name.
+
+    Also a ``KeyError``, so ``except KeyError`` around a name lookup catches it. ``name`` is the
+    name asked for; ``kind`` is ``"scorer"``, ``"validator"`` or ``""`` (either).
+    """
+
+    def __init__(self, message: str, *, name: str, kind: str = "") -> None:
+        super().__init__(message)
+        self.name = name
+        self.kind = kind
+
+    def __str__(self) -> str:  # KeyError's own __str__ would quote the message
+        return str(self.args[0])
 
 
 class SandboxError(RerankError):
@@ -50,6 +68,14 @@ class GenerationError(RerankError):
     def __init__(self, message: str, errors: list[BaseException]) -> None:
         super().__init__(message)
         self.errors = errors
+
+
+class AbandonedError(RerankError):
+    """A run gave up on requests still in flight (a second Ctrl-C); worker threads still wait on them.
+
+    The output holds only whole lines. A normal interpreter exit would join those threads, so the
+    command line leaves at once (``os._exit``) with the interrupted exit code.
+    """
 
 
 class SendError(RerankError):

@@ -37,7 +37,8 @@ class Line:
     """One input line: its 1-based number and either the parsed object or why it is unusable.
 
     An unusable line whose object could still be read keeps its id (made JSON-safe) in
-    ``error_id``, and ``id_note`` says when that id had to be replaced.
+    ``error_id``, and ``id_note`` says when that id had to be replaced. ``empty`` marks a blank
+    line (its ``error`` says so), which callers that skip blank lines test.
     """
 
     number: int
@@ -45,6 +46,7 @@ class Line:
     error: str | None = None
     error_id: Any = None
     id_note: str | None = None
+    empty: bool = False
 
     @property
     def id(self) -> Any:
@@ -236,7 +238,7 @@ def read_lines(stream: BinaryIO, *, max_bytes: int = MAX_LINE_BYTES) -> Iterator
         if raw.strip():
             yield parse_line(raw.strip(), number)
         else:
-            yield Line(number, None, f"line {number} is empty")
+            yield Line(number, None, f"line {number} is empty", empty=True)
 
 
 # --- writing ----------------------------------------------------------------------------------

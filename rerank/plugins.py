@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from .errors import PluginError
+from .errors import PluginError, UnknownNameError
 from .scorers.base import Scorer, Validator
 
 ENTRY_POINT_GROUP = "rerank.scorers"
@@ -67,13 +67,13 @@ def _describe_conflict(name: str, eps: list[EntryPoint]) -> str:
 def load(name: str) -> type:
     """Import the plugin called ``name`` and return its class.
 
-    Raises PluginError when no plugin has that name, when two installed packages claim it, or
-    when importing it fails; the message names the plugin and its package, so one broken plugin
+    Raises UnknownNameError (a PluginError) when no plugin has that name; PluginError when two
+    installed packages claim it, or when importing it fails; the message names the plugin and its package, so one broken plugin
     never hides the others.
     """
     eps = _grouped().get(name)
     if not eps:
-        raise PluginError(f"no scorer, validator or plugin is called {name!r}")
+        raise UnknownNameError(f"no scorer, validator or plugin is called {name!r}", name=name)
     if len(eps) > 1:
         raise PluginError(_describe_conflict(name, eps))
     ep = eps[0]

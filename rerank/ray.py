@@ -264,7 +264,7 @@ def requests(lines: Iterable[Line], *, model: str | None) -> Iterator[Line]:
     sees every line, so no stage could tell)."""
     seen: set[str] = set()
     for line in lines:
-        if line.error == f"line {line.number} is empty":
+        if line.empty:
             continue
         custom_id, outcome = screen(line, model=model)
         if isinstance(outcome, Task) and custom_id in seen:

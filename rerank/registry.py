@@ -6,7 +6,7 @@ import inspect
 from importlib import import_module
 from typing import Any
 
-from .errors import ConfigError, PluginError
+from .errors import ConfigError, UnknownNameError
 from .scorers.base import Scorer, Validator
 from . import plugins
 
@@ -83,11 +83,10 @@ def make_validator(name: str, **options: Any) -> Validator:
 def _plugin(name: str, kind: str) -> type:
     try:
         return plugins.load(name)
-    except PluginError as exc:
-        if "no scorer" in str(exc):
-            known = sorted(BUILTIN_SCORERS if kind == "scorer" else BUILTIN_VALIDATORS)
-            raise PluginError(
-                f"unknown {kind} {name!r}: built-in {kind}s are {', '.join(known)}; "
-                f"installed plugins are listed by `rerank plugins`"
-            ) from None
-        raise
+    except UnknownNameError:
+        known = sorted(BUILTIN_SCORERS if kind == "scorer" else BUILTIN_VALIDATORS)
+        raise UnknownNameError(
+            f"unknown {kind} {name!r}: built-in {kind}s are {', '.join(known)}; "
+            f"installed plugins are listed by `rerank plugins`",
+            name=name, kind=kind,
+        ) from None

@@ -17,7 +17,7 @@ import pytest
 
 import rerank
 from rerank import plugins
-from rerank.errors import ConfigError, PluginError
+from rerank.errors import ConfigError, PluginError, UnknownNameError
 from rerank.registry import scorer_class, validator_class
 
 REPO = Path(__file__).resolve().parent.parent
@@ -61,6 +61,17 @@ def test_plugins_resolve_by_name_after_the_builtins():
         scorer_class("sql")
     with pytest.raises(PluginError, match="unknown validator 'nosuch'.*rerank plugins"):
         rerank.Reranker(validators=["nosuch"])
+
+
+def test_an_unknown_name_is_a_typed_error_that_is_a_config_error_and_a_key_error() -> None:
+    for lookup, kind in ((scorer_class, "scorer"), (validator_class, "validator")):
+        with pytest.raises(UnknownNameError) as raised:
+            lookup("nosuch")
+        assert isinstance(raised.value, ConfigError) and isinstance(raised.value, KeyError)
+        assert (raised.value.name, raised.value.kind) == ("nosuch", kind)
+        assert str(raised.value).startswith(f"unknown {kind} 'nosuch': built-in {kind}s are ")
+    with pytest.raises(KeyError):
+        rerank.Reranker(scorers=["nosuch"])
 
 
 def _site_packages_without(tmp_path: Path, hidden: tuple[str, ...]) -> Path:
