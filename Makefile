@@ -6,7 +6,7 @@ PLUGINS := plugins/rerank-sql plugins/rerank-language
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo lint check test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,16 @@ demo: setup
 	$(BIN)/rerank score examples/pools.jsonl --format table -q
 	$(BIN)/rerank score examples/code.jsonl --format table -q --validator python
 
-test: setup
+# mypy --strict and ruff on rerank/ (both configured in pyproject.toml): they must report nothing.
+lint: setup
+	$(BIN)/python -m mypy
+	$(BIN)/python -m ruff check rerank
+
+# The fast loop: lint, then every test not marked slow (subprocess CLIs, benchmarks, rerank fit, sandbox, Ray).
+check: lint
+	$(BIN)/python -m pytest -q -m "not slow" tests $(foreach p,$(PLUGINS),$(if $(wildcard $(p)/tests),$(p)/tests))
+
+test: setup lint
 	$(BIN)/python -m pytest -q tests $(foreach p,$(PLUGINS),$(if $(wildcard $(p)/tests),$(p)/tests))
 
 bench: setup

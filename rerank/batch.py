@@ -398,7 +398,7 @@ def run(client: Any, lines: Iterable[Line], writer: Writer, *, answered: Answere
     interrupts = interrupts or Interrupts(lambda message: None)
     seen: dict[str, int] = {}
     slots = threading.Semaphore(concurrency)
-    in_flight: set[Future] = set()
+    in_flight: set[Future[None]] = set()
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="rerank-batch")
 
     def work(task: Task) -> None:

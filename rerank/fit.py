@@ -238,21 +238,25 @@ class PoolSet:
         """The index each pool's ranking puts first under weights ``w``, as ``combine`` would."""
         total = np.round(self.x @ w, 6)  # combine's tie rounding
         total[~self.eligible] = -np.inf
-        return np.argmax(total, axis=1)  # the first maximum: ties go to the lowest index
+        first: np.ndarray = np.argmax(total, axis=1)  # the first maximum: ties go to the lowest index
+        return first
 
     def chosen(self, w: np.ndarray) -> np.ndarray:
         """The label of the candidate each pool picks under weights ``w``."""
-        return self.labels[np.arange(len(self)), self.picks(w)]
+        labels: np.ndarray = self.labels[np.arange(len(self)), self.picks(w)]
+        return labels
 
     def random(self) -> np.ndarray:
         """Each pool's mean label: what a random pick scores on average."""
         mask = np.arange(self.labels.shape[1]) < self.sizes[:, None]
-        return (self.labels * mask).sum(axis=1) / self.sizes
+        mean: np.ndarray = (self.labels * mask).sum(axis=1) / self.sizes
+        return mean
 
     def oracle(self) -> np.ndarray:
         """Each pool's best label."""
         mask = np.arange(self.labels.shape[1]) < self.sizes[:, None]
-        return np.where(mask, self.labels, -np.inf).max(axis=1)
+        best: np.ndarray = np.where(mask, self.labels, -np.inf).max(axis=1)
+        return best
 
 
 # Fitters: a PoolSet and the default weights in, non-negative weights out (largest 1).
@@ -521,11 +525,11 @@ class FitRun:
                     gain = "" if o.gain is None else f"{o.gain:+.3f}"
                     lines.append(f"  {name:<20} {o.mean_label:>10.3f} {gain:>8}")
             lines.append(f"  default weights: {_weights_text(f.defaults)}")
-            if f.weights is not None:
+            if f.weights is not None and f.method is not None:
                 ci = "" if f.margin_ci95 is None else f" ± {f.margin_ci95:.3f}"
-                gain = (f.held_out[f.method].gain or 0.0) - (f.held_out["default"].gain or 0.0)
+                margin = (f.held_out[f.method].gain or 0.0) - (f.held_out["default"].gain or 0.0)
                 lines.append(f"  fitted weights:  {_weights_text(f.weights)}  ({f.method}, "
-                             f"{gain:+.3f}{ci} gain over the defaults)")
+                             f"{margin:+.3f}{ci} gain over the defaults)")
             lines.append(f"  {f.note}")
         return "\n".join(lines) + "\n"
 

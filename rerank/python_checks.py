@@ -44,7 +44,7 @@ def entry_point_of(query: str) -> str | None:
         stubs = [f for f in functions if _is_stub(f)]
         if stubs or functions:
             return (stubs or functions)[-1].name
-    defs = re.findall(r"^[ \t]*(?:async[ \t]+)?def[ \t]+([A-Za-z_]\w*)[ \t]*\(", query, re.M)
+    defs: list[str] = re.findall(r"^[ \t]*(?:async[ \t]+)?def[ \t]+([A-Za-z_]\w*)[ \t]*\(", query, re.M)
     if defs:
         return defs[-1]
     for pattern in _NAMED_FUNCTION:
@@ -125,7 +125,7 @@ def undefined_names(tree: ast.Module, *, limit: int = 5) -> list[str]:
     from pyflakes import messages
     from pyflakes.checker import Checker
 
-    found = [
+    found: list[str] = [
         m.message_args[0]
         for m in Checker(tree, filename="<candidate>").messages
         if isinstance(m, (messages.UndefinedName, messages.UndefinedLocal))
@@ -149,9 +149,10 @@ def balanced_end(text: str, start: int, *, limit: int = 20_000) -> int | None:
     while i < end:
         ch = text[i]
         if ch in "\"'":
-            i = string_end(text, i, end)
-            if i is None:
+            after = string_end(text, i, end)
+            if after is None:
                 return None
+            i = after
             continue
         if ch in pairs:
             stack.append(pairs[ch])

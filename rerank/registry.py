@@ -6,9 +6,9 @@ import inspect
 from importlib import import_module
 from typing import Any
 
+from . import plugins
 from .errors import ConfigError, UnknownNameError
 from .scorers.base import Scorer, Validator
-from . import plugins
 
 BUILTIN_SCORERS: dict[str, str] = {
     "relevance": "rerank.scorers.embedding:EmbeddingRelevance",
@@ -43,9 +43,10 @@ BUILTIN_VALIDATORS: dict[str, str] = {
 def _import(target: str) -> type:
     module, _, attr = target.partition(":")
     try:
-        return getattr(import_module(module), attr)
+        cls: type = getattr(import_module(module), attr)
     except ImportError as exc:
         raise ConfigError(f"built-in {target} failed to import ({exc}); reinstall rerank") from exc
+    return cls
 
 
 def scorer_class(name: str) -> type[Scorer]:

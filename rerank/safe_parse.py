@@ -25,7 +25,7 @@ def parse_or_none(source: str, mode: Literal["eval"]) -> ast.Expression | None: 
 def parse_or_none(source: str, mode: Literal["exec", "eval"] = "exec") -> ast.Module | ast.Expression | None:
     """The syntax tree of ``source`` (a module, or an expression with ``mode="eval"``), or None."""
     try:
-        return ast.parse(source, mode=mode)
+        return ast.parse(source, mode="eval") if mode == "eval" else ast.parse(source)
     except PARSE_ERRORS:
         return None
 

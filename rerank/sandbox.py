@@ -196,7 +196,7 @@ def _memfd(data: bytes) -> int:
 
 
 def _communicate(
-    proc: subprocess.Popen, status_fd: int, data: bytes, wall_seconds: float, max_output: int
+    proc: subprocess.Popen[bytes], status_fd: int, data: bytes, wall_seconds: float, max_output: int
 ) -> tuple[bytes, bytes, bytes, bool, bool]:
     """Feed stdin and collect bounded stdout, stderr and status until the child exits or the deadline passes."""
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
@@ -250,7 +250,7 @@ def _communicate(
     return bytes(out), bytes(err), bytes(status), timed_out, truncated
 
 
-def _wait_without_reaping(proc: subprocess.Popen, deadline: float) -> bool:
+def _wait_without_reaping(proc: subprocess.Popen[bytes], deadline: float) -> bool:
     """Wait until the child exits (leaving it a zombie so its group id stays valid); False on timeout."""
     delay = 0.001
     while True:
@@ -265,7 +265,7 @@ def _wait_without_reaping(proc: subprocess.Popen, deadline: float) -> bool:
         delay = min(delay * 2, 0.05)
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     """SIGKILL everything left in the child's session (its process group is the child's pid)."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)

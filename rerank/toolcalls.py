@@ -19,7 +19,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from .fenced_code import fenced_blocks
 from .safe_parse import LITERAL_ERRORS, literal_value, parse_or_none
@@ -107,9 +107,13 @@ def match_function(name: str, tools: Sequence[Mapping[str, Any]]) -> Mapping[str
     return None
 
 
+CanonicalCall = tuple[str, "tuple[tuple[str, str], ...] | None"]
+"""A call as :func:`canonical_call` gives it: ``(function name, ((argument, canonical JSON), ...) | None)``."""
+
+
 def canonical_call(
     call: ParsedCall, tools: Sequence[Mapping[str, Any]] = (), *, drop_defaults: bool = True
-) -> tuple:
+) -> CanonicalCall:
     """A hashable form of ``call``: ``(function name, ((argument, canonical JSON), ...))``.
 
     The name is the offered function's when it resolves; arguments are sorted by name, numbers
@@ -118,7 +122,7 @@ def canonical_call(
     ``(name, None)``.
     """
     function = match_function(call.name, tools) if tools else None
-    name = function["name"] if function else call.name
+    name: str = function["name"] if function else call.name
     if call.arguments is None:
         return (name, None)
     properties = _properties(function)
@@ -134,7 +138,7 @@ def canonical_call(
 
 def canonical_calls(
     calls: Sequence[ParsedCall], tools: Sequence[Mapping[str, Any]] = (), *, drop_defaults: bool = True
-) -> tuple:
+) -> tuple[CanonicalCall, ...]:
     """The canonical forms of several calls as an order-free, hashable multiset (a sorted tuple)."""
     return tuple(sorted((canonical_call(c, tools, drop_defaults=drop_defaults) for c in calls), key=repr))
 
@@ -208,8 +212,9 @@ def _parse_text(text: str, depth: int, tools: Sequence[Mapping[str, Any]] = ()) 
         if calls is not None:
             return calls
     tagged = [_parse_segment(m.group(2).strip(), depth) for m in _CALL_TAG.finditer(text)]
-    if tagged and all(calls is not None for calls in tagged):
-        return [call for calls in tagged for call in calls]  # explicit call markup: every call counts
+    parsed = [calls for calls in tagged if calls is not None]
+    if tagged and len(parsed) == len(tagged):
+        return [call for calls in parsed for call in calls]  # explicit call markup: every call counts
     return _pick(_scan(text, depth, ends), tools)
 
 
@@ -227,11 +232,12 @@ def _parse_segment(segment: str, depth: int) -> list[ParsedCall] | None:
     except (ValueError, RecursionError):
         pass
     tree = parse_or_none(segment)
-    if tree is None or not tree.body or not all(isinstance(s, ast.Expr) for s in tree.body):
+    expressions = [s.value for s in tree.body if isinstance(s, ast.Expr)] if tree is not None else []
+    if tree is None or not tree.body or len(expressions) != len(tree.body):
         return None
     calls: list[ParsedCall] = []
-    for statement in tree.body:
-        found = _calls_from_node(statement.value, depth)
+    for expression in expressions:
+        found = _calls_from_node(expression, depth)
         if found is None:
             return None
         calls += found
@@ -333,7 +339,7 @@ def _literal(node: ast.expr) -> tuple[bool, Any]:
     return False, None
 
 
-_ARITHMETIC = {
+_ARITHMETIC: dict[type[ast.operator], Callable[[float, float], float]] = {
     ast.Add: lambda a, b: a + b,
     ast.Sub: lambda a, b: a - b,
     ast.Mult: lambda a, b: a * b,
@@ -351,7 +357,7 @@ def _arithmetic(node: ast.expr, depth: int = 0) -> int | float | None:
     """
     if depth > 20:
         return None
-    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
         return node.value
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         value = _arithmetic(node.operand, depth + 1)
@@ -396,19 +402,19 @@ def _calls_from_value(value: Any, depth: int) -> list[ParsedCall] | None:
         return _calls_from_value(function, depth)
     name = value.get("name", function)
     if isinstance(name, str) and name:
-        key = next((k for k in ARGUMENT_KEYS if k in value), None)
-        if key is not None:
-            return [_call_from_name_and_raw(name, value[key])]
+        arguments_key = next((k for k in ARGUMENT_KEYS if k in value), None)
+        if arguments_key is not None:
+            return [_call_from_name_and_raw(name, value[arguments_key])]
         # {"name": "f", "a": 1, "b": 2}: the arguments written beside the name
         return [ParsedCall(name, _jsonish({k: v for k, v in value.items() if k not in _CALL_KEYS}))]
     if len(value) == 1:
-        (name, raw), = value.items()
+        (only_key, raw), = value.items()
         if isinstance(raw, dict):
-            return [ParsedCall(str(name), _jsonish(raw))]
+            return [ParsedCall(str(only_key), _jsonish(raw))]
         if isinstance(raw, str):
             decoded = _decode_json_object(raw)
             if decoded is not None:
-                return [ParsedCall(str(name), decoded)]
+                return [ParsedCall(str(only_key), decoded)]
     return None
 
 

@@ -79,4 +79,5 @@ class ExecutionConsensus(Scorer):
                 if i != j:
                     same = [(table[i, k] is not None and table[i, k] == table[j, k]) for k in np.flatnonzero(informative)]
                     agree[i] += np.mean(same)
-        return (agree / (n - 1)).tolist()
+        scores: list[float] = (agree / (n - 1)).tolist()
+        return scores

@@ -31,7 +31,7 @@ def leaves(value: Any, path: str = "$") -> set[tuple[str, str]]:
     return out
 
 
-def _jaccard(a: set | None, b: set | None) -> float:
+def _jaccard(a: set[tuple[str, str]] | None, b: set[tuple[str, str]] | None) -> float:
     if a is None or b is None:
         return 0.0
     union = a | b

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ..toolcalls import canonical_call, parse_calls
+from ..toolcalls import CanonicalCall, canonical_call, parse_calls
 from ..types import Candidate, Request
 from .base import AGREEMENT_MIN_CANDIDATES, Scorer, mean_agreement
 
-Call = tuple  # (function name, ((argument, canonical JSON), ...) | None)
 
-
-def call_similarity(a: Call, b: Call) -> float:
+def call_similarity(a: CanonicalCall, b: CanonicalCall) -> float:
     """1 for the same call; for the same function, 0.5 plus half the share of equal arguments."""
     if a[0] != b[0]:
         return 0.0
@@ -30,7 +28,7 @@ def call_similarity(a: Call, b: Call) -> float:
     return 0.5 + 0.5 * equal / len(names)
 
 
-def calls_similarity(a: Sequence[Call], b: Sequence[Call]) -> float:
+def calls_similarity(a: Sequence[CanonicalCall], b: Sequence[CanonicalCall]) -> float:
     """Agreement of two sets of calls: each call matched greedily to its most similar partner,
     divided by the larger set's size; two empty sets (both call nothing) agree fully."""
     if not a and not b:
@@ -61,7 +59,7 @@ class ToolConsensus(Scorer):
         return mean_agreement([self.calls_of(request, c) for c in candidates], calls_similarity)
 
     @staticmethod
-    def calls_of(request: Request, candidate: Candidate) -> list[Call]:
+    def calls_of(request: Request, candidate: Candidate) -> list[CanonicalCall]:
         """The candidate's calls in canonical form; [] when it answers in text."""
         return [canonical_call(call, request.tools) for call in parse_calls(candidate, tools=request.tools)]
 

@@ -12,8 +12,8 @@ from jsonschema.exceptions import ValidationError, best_match
 from jsonschema.validators import extend, validator_for
 from referencing.exceptions import Unresolvable
 
-from ..fenced_code import fenced_blocks
 from ..errors import InputError
+from ..fenced_code import fenced_blocks
 from ..jsonl import json_depth
 from ..linear_regex import UnsupportedPattern, compile_linear, search
 from ..scorers.base import Validator
@@ -75,7 +75,7 @@ def json_path(path: Any, root: str = "$") -> str:
     return out
 
 
-def describe_error(error: ValidationError, *, root: str = "$") -> str:
+def describe_error(error: ValidationError | SchemaError, *, root: str = "$") -> str:
     """One line for a schema violation: where it is and what is wrong, cut to a readable length."""
     message = error.message if len(error.message) <= 200 else error.message[:197] + "..."
     return f"at {json_path(error.absolute_path, root)}: {message}"
@@ -245,7 +245,7 @@ def _linear(cls: Any) -> Any:
     """``cls`` with its regex keywords run by RE2."""
     keywords = {"pattern": _pattern, "patternProperties": _pattern_properties,
                 "additionalProperties": _additional_properties}
-    return extend(cls, {k: v for k, v in keywords.items() if k in cls.VALIDATORS})
+    return extend(cls, {k: v for k, v in keywords.items() if k in cls.VALIDATORS})  # type: ignore[no-untyped-call]  # types-jsonschema leaves extend() unannotated
 
 
 def _kind(value: Any) -> str:

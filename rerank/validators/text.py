@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from ..errors import ConfigError
-from ..scorers.base import Validator
 from ..instructions import instructions_in
+from ..scorers.base import Validator
 from ..text import words
 from ..types import Candidate, Check, Request
 

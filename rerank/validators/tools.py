@@ -68,7 +68,8 @@ def coerce_strings(schema: Any, value: Any) -> Any:
         if parsed is not _NOTHING and _json_type(parsed) & types:
             value = parsed
     if isinstance(value, dict):
-        properties = schema.get("properties") if isinstance(schema.get("properties"), Mapping) else {}
+        properties = schema.get("properties")
+        properties = properties if isinstance(properties, Mapping) else {}
         return {k: coerce_strings(properties.get(k), v) for k, v in value.items()}
     if isinstance(value, list):
         return [coerce_strings(schema.get("items"), v) for v in value]
@@ -161,7 +162,8 @@ class ToolCallValidator(Validator):
         if problems:
             more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
             return self.failed(problems[0] + more)
-        names = ", ".join(dict.fromkeys(match_function(c.name, request.tools)["name"] for c in calls))
+        names = ", ".join(dict.fromkeys((match_function(c.name, request.tools) or {"name": c.name})["name"]
+                                        for c in calls))
         note = f" (argument types differ from the schema: {found[0][0]})" if found else ""
         return self.passed(f"{len(calls)} valid call{'s' if len(calls) > 1 else ''} to {names}{note}")
 
@@ -205,7 +207,8 @@ class ToolCallValidator(Validator):
         validator = self._validator(schema)
         if validator is None:
             return None, None
-        required = schema.get("required") if isinstance(schema.get("required"), list) else []
+        required = schema.get("required")
+        required = required if isinstance(required, list) else []
         # null for an optional parameter (``timeout=None``) means "not given", as leaving it out does
         arguments = {k: v for k, v in arguments.items() if v is not None or k in required}
         if self.coerce_strings:
@@ -216,7 +219,8 @@ class ToolCallValidator(Validator):
             return "arguments are nested too deeply to check", None
         other = best_match(e for e in errors if e.validator != "type")
         wrong_type = best_match(e for e in errors if e.validator == "type")
-        return tuple(None if e is None else describe_error(e, root="arguments") for e in (other, wrong_type))
+        return (None if other is None else describe_error(other, root="arguments"),
+                None if wrong_type is None else describe_error(wrong_type, root="arguments"))
 
     @staticmethod
     def _extra_arguments(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> list[str]:
