@@ -51,7 +51,7 @@ def parse_weights(pairs: Iterable[str], path: str | None) -> tuple[dict[str, flo
         try:
             loaded = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            raise click.BadParameter(f"cannot read weights from {path}: {exc}", param_hint="--weights")
+            raise click.BadParameter(f"cannot read weights from {path}: {exc}", param_hint="--weights") from None
         if isinstance(loaded, dict) and "profiles" in loaded:
             by_profile = loaded["profiles"]
             if not isinstance(by_profile, dict) or not all(_numbers(w) for w in by_profile.values()):
@@ -124,7 +124,7 @@ def build_reranker(validators: tuple[str, ...], scorers: tuple[str, ...], weight
             from .embeddings import get_embedder
 
             try:
-                get_embedder(model, embedding_backend).encoder  # a model named but unusable is an error now
+                _ = get_embedder(model, embedding_backend).encoder  # a model named but unusable is an error now
             except ConfigError as exc:
                 raise Refused(" ".join(str(exc).split())) from None
         return Reranker(scorers=list(scorers) or None, validators=list(validators), weights=weights, model=model,
@@ -573,7 +573,7 @@ def _run_on_ray(stage: str, options: dict[str, Any], cluster: dict[str, Any], qu
         failed = on_ray.run(job, input_file, output, lines=None if parquet else read(on_ray, read_lines(input_file)))
     finally:
         if started:
-            on_ray.ray.shutdown()
+            on_ray.disconnect()
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
 

@@ -123,7 +123,7 @@ def _run(make: Callable[[], Any], n: int, concurrency: int,
     start = time.monotonic()
     pool = ThreadPoolExecutor(max_workers=min(n, concurrency), thread_name_prefix="rerank-best-of")
     try:
-        pending: set[Future] = {pool.submit(make) for _ in range(n)}
+        pending: set[Future[Any]] = {pool.submit(make) for _ in range(n)}
         while pending:
             finished, pending = wait(pending, timeout=_left(start, deadline, results), return_when=FIRST_COMPLETED)
             if not finished and results:
@@ -257,7 +257,7 @@ def _tool_call(value: Any) -> ToolCall:
             "id": _field(value, "id"),
             "function": {"name": _field(function, "name"), "arguments": _field(function, "arguments")},
         })
-    arguments = next((a for a in (_field(value, k) for k in ("arguments", "args", "input")) if a is not None), {})
+    arguments: Any = next((a for a in (_field(value, k) for k in ("arguments", "args", "input")) if a is not None), {})
     if not isinstance(arguments, str):
         arguments = json.dumps(arguments)
     name = _field(value, "name")

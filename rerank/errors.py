@@ -14,6 +14,11 @@ RerankError
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # types.py raises these errors; the annotation alone needs Ranking
+    from .types import Ranking
+
 
 class RerankError(Exception):
     """Base class of every error rerank raises."""
@@ -57,7 +62,7 @@ class AllCandidatesFailedError(RerankError):
     ``ranking`` holds the full ranking so the caller can still inspect every candidate.
     """
 
-    def __init__(self, message: str, ranking: object) -> None:
+    def __init__(self, message: str, ranking: Ranking) -> None:
         super().__init__(message)
         self.ranking = ranking
 

@@ -181,7 +181,7 @@ def generate(
     planner = Planner(body, kind=kind, n=n, models=models, native_n=native_n)
     start = time.monotonic()
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="rerank-generate")
-    pending: dict[Future, Job] = {}
+    pending: dict[Future[Mapping[str, Any]], Job] = {}
     try:
         pending = {pool.submit(send, job.body): job for job in planner.start()}
         while pending:

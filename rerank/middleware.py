@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Any, Mapping, Sequence, TypeVar
+from typing import Any, Mapping, Sequence, TypeVar, cast
 
 import httpx2
 
@@ -230,7 +230,7 @@ def wrap(
                       native_n=native_n, context=context)
     selector = Selector(options, reranker=reranker, reranker_options=reranker_options)
     # The SDK keeps its HTTP client in `_client`; copy(http_client=...) is the public way back in.
-    http_client = client._client  # type: ignore[attr-defined]
+    http_client = client._client
     http_client = _INNER.get(http_client, http_client)
     settings = dict(timeout=http_client.timeout, headers=http_client.headers, params=http_client.params,
                     cookies=http_client.cookies, base_url=http_client.base_url)
@@ -239,7 +239,7 @@ def wrap(
     else:
         outer = httpx2.Client(transport=RerankTransport(http_client, selector), **settings)
     _INNER[outer] = http_client
-    return client.copy(http_client=outer)  # type: ignore[attr-defined]
+    return cast(ClientT, client.copy(http_client=outer))  # a copy of type(client)
 
 
 def _sync_twin(client: Any) -> Any:

@@ -252,6 +252,11 @@ def connect(address: str, *, quiet: bool = False) -> bool:
     return True
 
 
+def disconnect() -> None:
+    """Leave the Ray cluster that :func:`connect` joined (stopping it if it started one)."""
+    ray.shutdown()
+
+
 def line_rows(lines: Iterable[Line]) -> Iterator[dict[str, Any]]:
     """Input lines as ``LINE_COLUMNS`` rows (the JSON written back compactly)."""
     for line in lines:

@@ -92,7 +92,8 @@ class Reranker:
         key = ("scorer", spec)
         if key not in self._cache:
             self._cache[key] = make_scorer(spec, **self._scorer_options)
-        return self._cache[key]
+        scorer: Scorer = self._cache[key]
+        return scorer
 
     def _validator(self, spec: str | Validator) -> Validator:
         if isinstance(spec, Validator):
@@ -101,7 +102,8 @@ class Reranker:
         if key not in self._cache:
             options = {"unsafe_exec": True} if self._unsafe_exec and spec in EXECUTING_VALIDATORS else {}
             self._cache[key] = make_validator(spec, **options)
-        return self._cache[key]
+        validator: Validator = self._cache[key]
+        return validator
 
     def plan(self, request: Request) -> tuple[Profile, list[tuple[Scorer, float]], list[Validator]]:
         """The profile, the (scorer, weight) pairs and the validators that ``rank`` would use."""
@@ -119,9 +121,9 @@ class Reranker:
                 weighted.append((scorer, float(weight)))
         validators = list(self._validators)
         if self.auto_validators:
-            names = {v.name for v in validators}
+            present = {v.name for v in validators}
             for name in profile.validators:
-                if name not in names:
+                if name not in present:
                     validators.append(self._validator(name))
         return profile, weighted, [v for v in validators if v.applies(request)]
 
@@ -232,5 +234,5 @@ def normalise(values: np.ndarray, min_spread: float) -> np.ndarray:
     """Centre a pool's scores and scale by their spread, never by less than ``min_spread``."""
     if len(values) < 2:
         return np.zeros_like(values)
-    centred = values - values.mean()
+    centred: np.ndarray = values - values.mean()
     return centred / max(float(values.std()), min_spread)

@@ -32,9 +32,9 @@ from typing import Any, Callable, Collection, Literal, Mapping, Sequence
 from .errors import ConfigError, InputError
 from .jsonl import MAX_LINE_BYTES, parse_line
 from .sse import chat_events, response_events
-from .wire import Kind, error_body, kind_of, query_of
 from .text import words
 from .types import Candidate, coerce_candidates
+from .wire import Kind, error_body, kind_of, query_of
 
 __all__ = ["Fault", "Recorded", "Server", "serve"]
 

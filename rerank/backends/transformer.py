@@ -24,7 +24,7 @@ class TransformerEncoder:
             raise ConfigError(f"the torch embedding backend needs sentence-transformers ({exc}): install it, "
                               f"or choose --embedding-backend static") from exc
 
-        hf_logging.disable_progress_bar()
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # transformers leaves it unannotated
         try:
             self._model = SentenceTransformer(str(model), device=device, **options)  # type: ignore[arg-type]
         except Exception as exc:

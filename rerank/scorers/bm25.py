@@ -27,7 +27,8 @@ class BM25Relevance(Scorer):
 
     def score(self, request: Request, candidates: Sequence[Candidate]) -> list[float]:
         corpus = [terms(c.text) or [""] for c in candidates]
-        return BM25Plus(corpus).get_scores(terms(request.query)).tolist()
+        scores: list[float] = BM25Plus(corpus).get_scores(terms(request.query)).tolist()
+        return scores
 
 
 class BM25Grounding(Scorer):

@@ -30,4 +30,5 @@ class Consensus(EmbeddingRelevance):
         vectors = self.embedder.encode(self.texts(request, candidates))
         similarity = vectors @ vectors.T
         np.fill_diagonal(similarity, 0.0)
-        return (similarity.sum(axis=1) / (len(candidates) - 1)).tolist()
+        scores: list[float] = (similarity.sum(axis=1) / (len(candidates) - 1)).tolist()
+        return scores

@@ -40,7 +40,8 @@ class EmbeddingRelevance(Scorer):
 
     def score(self, request: Request, candidates: Sequence[Candidate]) -> list[float]:
         vectors = self.embedder.encode(self.texts(request, candidates))
-        return (vectors[1:] @ vectors[0]).tolist()
+        scores: list[float] = (vectors[1:] @ vectors[0]).tolist()
+        return scores
 
 
 class EmbeddingGrounding(EmbeddingRelevance):
