@@ -20,6 +20,8 @@ from rerank import Request
 from rerank.profiles import PROFILES, choose_profile
 from rerank.registry import scorer_class
 
+pytestmark = pytest.mark.slow  # benchmark smoke tests: each runs a benchmark script end to end
+
 SCRIPTS = REPO / "benchmarks"
 
 

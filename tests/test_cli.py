@@ -20,6 +20,7 @@ def lines_of(output):
     return [json.loads(line) for line in output.splitlines() if line.strip()]
 
 
+@pytest.mark.slow
 def test_scores_the_examples_in_order():
     result = run(["score", str(EXAMPLES), "-q"])
     out = lines_of(result.output)
@@ -105,6 +106,7 @@ def test_table_format_is_readable():
     assert "rank  #   score" in result.output
 
 
+@pytest.mark.slow
 def test_subprocess_reads_stdin_writes_a_file_and_reports_progress(tmp_path):
     out_path = tmp_path / "out.jsonl"
     proc = subprocess.run(
@@ -117,6 +119,7 @@ def test_subprocess_reads_stdin_writes_a_file_and_reports_progress(tmp_path):
     assert b"score: " in proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, extra", [("alpaca_eval", []), ("faithbench", []), ("bfcl", []),
                                          ("humaneval", ["--validator", "python"])])
 def test_each_bench_file_gives_one_valid_line_per_pool(tmp_path, bench_dir, name, extra):

@@ -62,6 +62,7 @@ LOADED = f"{{m: m in sys.modules for m in {HEAVY!r}}}"
 """A Python expression: which heavy modules the interpreter has imported."""
 
 
+@pytest.mark.slow
 def test_import_and_pools_without_embedding_scorers_load_no_torch():
     loaded = run_python(f"""
 import json, sys
@@ -78,6 +79,7 @@ print(json.dumps({LOADED}))
     assert loaded == dict.fromkeys(HEAVY, False)
 
 
+@pytest.mark.slow
 def test_the_torch_backend_loads_on_the_first_encode_only():
     loaded = run_python(f"""
 import json, sys
@@ -90,6 +92,7 @@ print(json.dumps([before, {LOADED}]))
     assert loaded == [dict.fromkeys(HEAVY, False), dict.fromkeys(HEAVY, True)]
 
 
+@pytest.mark.slow
 def test_a_tools_pool_with_its_embedding_scorers_on_static_vectors_loads_no_torch(static_cache):
     loaded = run_python(f"""
 import json, sys
@@ -103,6 +106,7 @@ print(json.dumps({LOADED}))
     assert loaded == dict.fromkeys(HEAVY, False)
 
 
+@pytest.mark.slow
 def test_static_vectors_are_unit_length_and_keep_the_models_sense_of_similarity(static_cache):
     static = Embedder(backend="static").encode(PARAPHRASES)
     assert static.shape == (len(PARAPHRASES), 256)
@@ -120,6 +124,7 @@ def test_static_vectors_are_unit_length_and_keep_the_models_sense_of_similarity(
     assert np.corrcoef(*ranks)[0, 1] > 0.5
 
 
+@pytest.mark.slow
 def test_each_backend_loads_once_per_process_and_encodes_each_distinct_text_once(static_cache):
     for backend in BACKENDS:
         embedder = get_embedder(None, backend)
@@ -139,6 +144,7 @@ def test_each_backend_loads_once_per_process_and_encodes_each_distinct_text_once
         assert np.array_equal(first[0], first[2]) and np.array_equal(first[:2], again)
 
 
+@pytest.mark.slow
 def test_a_warmed_pool_is_ranked_without_encoding_again(static_cache):
     pools = read_pools("faithbench", limit=2)
     reranker = Reranker(embedding_backend="static")
@@ -165,6 +171,7 @@ def test_an_unknown_backend_is_a_clear_error():
     assert DEFAULT_BACKEND in BACKENDS
 
 
+@pytest.mark.slow
 def test_rerank_score_and_prepare_with_static_vectors(static_cache, tmp_path):
     out = tmp_path / "out.jsonl"
     result = CliRunner().invoke(main, ["score", str(EXAMPLES), "-o", str(out), "-q", "--embedding-backend", "static"])

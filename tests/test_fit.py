@@ -75,6 +75,7 @@ class Recording(Reranker):
         return super().measure(request, candidates)
 
 
+@pytest.mark.slow
 def test_labels_and_source_models_never_reach_measure(tmp_path: Path) -> None:
     path = tmp_path / "bfcl.jsonl"
     lines = labelled_slice("bfcl", path, 6)
@@ -93,6 +94,7 @@ def test_labels_and_source_models_never_reach_measure(tmp_path: Path) -> None:
     assert {k: list(v) for k, v in spy.measure(*spy.seen[0]).raw.items()} == {k: list(v) for k, v in plain.raw.items()}
 
 
+@pytest.mark.slow
 def test_picks_are_what_combine_picks_gates_included(tmp_path: Path) -> None:
     # bfcl pools: the tools validator rejects some candidates, so gates decide some picks.
     path = tmp_path / "bfcl.jsonl"
@@ -110,6 +112,7 @@ def test_picks_are_what_combine_picks_gates_included(tmp_path: Path) -> None:
         assert list(data.picks(data.vector(weights))) == expected
 
 
+@pytest.mark.slow
 def test_fit_puts_weight_on_the_signal_that_predicts_the_labels(alpaca_measured: list) -> None:
     # On alpaca_eval, longer, more thorough answers win the judge's vote: coverage predicts the
     # label; relevance to the query alone does not (see benchmarks/README.md).
@@ -145,6 +148,7 @@ def test_held_out_folds_never_share_a_group(tmp_path: Path) -> None:
         group_folds(groups, 9)
 
 
+@pytest.mark.slow
 def test_fitters_only_ever_see_whole_groups(alpaca_measured: list) -> None:
     # Give the 48 pools 12 groups of 4 (as if 4 samples per prompt) and watch what each fit trains on.
     data = PoolSet.build(alpaca_measured, list(PROFILES["chat"].weights))
@@ -191,6 +195,7 @@ def test_profile_weights_replace_the_defaults_of_their_profile_only() -> None:
         Reranker(profile_weights={"tools": {"relevance": float("inf")}})
 
 
+@pytest.mark.slow
 def test_fit_writes_weights_that_score_reads_back(alpaca: Path, alpaca_measured: list, tmp_path: Path) -> None:
     out = tmp_path / "weights.json"
     result = run("fit", alpaca, "-o", out, "--folds", "4", "--scorer", "bm25", "-q")
@@ -215,6 +220,7 @@ def test_fit_writes_weights_that_score_reads_back(alpaca: Path, alpaca_measured:
     assert picks == list(data.picks(data.vector(weights)))
 
 
+@pytest.mark.slow
 def test_a_signal_that_predicts_the_labels_gets_the_weight_and_score_follows_it(
         alpaca: Path, alpaca_measured: list, tmp_path: Path) -> None:
     # A user who rewards answers that reuse the query's words: each label is the candidate's
@@ -249,6 +255,7 @@ def test_a_signal_that_predicts_the_labels_gets_the_weight_and_score_follows_it(
     assert np.mean([l[i] for l, i in zip(labels, picks)]) > np.mean([l[i] for l, i in zip(labels, default)])
 
 
+@pytest.mark.slow
 def test_a_profile_weights_file_changes_the_picks_of_score(alpaca: Path, alpaca_measured: list, tmp_path: Path) -> None:
     data = PoolSet.build(alpaca_measured, ["relevance", "coverage"])
     only_relevance = data.picks(data.vector({"relevance": 1.0}))
@@ -322,6 +329,7 @@ def test_no_usable_pool_and_bad_options_are_usage_errors(alpaca: Path, tmp_path:
         assert result.exit_code == 2 and message in result.output, (bad, result.output)
 
 
+@pytest.mark.slow
 def test_labels_that_never_differ_leave_nothing_to_learn(alpaca_measured: list) -> None:
     thumbs_up = [MeasuredPool(dataclasses.replace(m.pool, labels=(1.0,) * len(m.pool.labels)), m.signals)
                  for m in alpaca_measured]

@@ -124,6 +124,7 @@ def answers_by_id(out):
     return {o["custom_id"]: o for o in out if o["error"] is None}
 
 
+@pytest.mark.slow
 def test_picks_match_rerank_score_on_the_same_candidates(full_run):
     answers = answers_by_id(full_run["out"])
     assert set(answers) == set(full_run["chat_ids"]) | {full_run["responses_id"]}
@@ -148,6 +149,7 @@ def test_picks_match_rerank_score_on_the_same_candidates(full_run):
     assert text == full_run["scores"][full_run["responses_id"]]["best"]["content"]
 
 
+@pytest.mark.slow
 def test_malformed_lines_get_error_lines_while_the_rest_run(full_run):
     result, out = full_run["result"], full_run["out"]
     assert result.returncode == 1, result.stderr
@@ -169,6 +171,7 @@ def test_malformed_lines_get_error_lines_while_the_rest_run(full_run):
     assert len({o["id"] for o in out}) == len(out)
 
 
+@pytest.mark.slow
 def test_progress_goes_to_stderr_and_output_lines_to_the_file(full_run):
     result = full_run["result"]
     assert result.stdout == ""
@@ -179,6 +182,7 @@ def test_progress_goes_to_stderr_and_output_lines_to_the_file(full_run):
 # --- upstream failures: retries, then error lines ---------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_failing_server_is_retried_then_gives_error_lines(tmp_path):
     pools = read_pools("bfcl", 5)
     pools_file = write_jsonl(tmp_path / "pools.jsonl", pools)
@@ -245,6 +249,7 @@ def start_until(args, output, lines):
     pytest.fail(f"the run ended or stalled before writing {lines} lines: {proc.communicate()[1]}")
 
 
+@pytest.mark.slow
 def test_a_run_killed_with_sigkill_and_resumed_holds_every_custom_id_once(slow_batch, tmp_path):
     server, input_file, ids, queries = slow_batch
     output = tmp_path / "answers.jsonl"
@@ -272,6 +277,7 @@ def test_a_run_killed_with_sigkill_and_resumed_holds_every_custom_id_once(slow_b
     assert asked == {query_of[i] for i in ids} - {query_of[o["custom_id"]] for o in before}
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(slow_batch, tmp_path):
     server, input_file, ids, _ = slow_batch
     output = tmp_path / "answers.jsonl"

@@ -205,6 +205,7 @@ def write_rows(path, count):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["same path", "symlink", "hard link", "stdout"])
 def test_the_output_is_never_the_input(tmp_path, how):
     source = write_rows(tmp_path / "in.jsonl", 600)
@@ -226,6 +227,7 @@ def test_the_output_is_never_the_input(tmp_path, how):
     assert source.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_a_missing_output_directory_fails_before_reading_any_input(tmp_path):
     # stdin stays open and empty: a run that read its input first would wait forever
     proc = subprocess.Popen([sys.executable, "-m", "rerank.cli", "score", "-", "-o", str(tmp_path / "no" / "out.jsonl"),
@@ -238,6 +240,7 @@ def test_a_missing_output_directory_fails_before_reading_any_input(tmp_path):
     assert proc.returncode == EXIT_USAGE and "cannot write" in stderr and "No such file or directory" in stderr
 
 
+@pytest.mark.slow
 def test_a_full_device_has_its_own_exit_code_and_message(tmp_path):
     source = write_rows(tmp_path / "in.jsonl", 3)
     result = subprocess.run([sys.executable, "-m", "rerank.cli", "score", str(source), "-o", "/dev/full", "-q",
@@ -246,6 +249,7 @@ def test_a_full_device_has_its_own_exit_code_and_message(tmp_path):
     assert "no space left" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_a_file_size_limit_midway_leaves_only_whole_lines(tmp_path):
     source, output = write_rows(tmp_path / "in.jsonl", 40), tmp_path / "out.jsonl"
 
@@ -262,6 +266,7 @@ def test_a_file_size_limit_midway_leaves_only_whole_lines(tmp_path):
     assert [strict_json(raw)["id"] for raw in text.splitlines()] == [f"g{i}" for i in range(text.count(b"\n"))]
 
 
+@pytest.mark.slow
 def test_an_unusable_embedding_model_is_one_clear_error_line():
     result = subprocess.run([sys.executable, "-m", "rerank.cli", "score", "-", "--embedding-model", "/tmp"],
                             input="", capture_output=True, text=True, timeout=240)
@@ -394,6 +399,7 @@ def test_generate_refuses_its_input_as_output_even_with_overwrite(server, tmp_pa
     assert source.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_generate_on_a_full_device_exits_3_with_the_resume_command(server, tmp_path):
     source = tmp_path / "in.jsonl"
     source.write_bytes(request("p0", 0) + b"\n")

@@ -74,6 +74,7 @@ for pid in (os.getppid(), {os.getpid()}, {os.getppid()}):  # its parent, then re
     assert lines[1]["best_index"] == 0 and all(len(line["candidates"]) == 2 for line in lines)
 
 
+@pytest.mark.slow
 def test_a_candidate_cannot_see_or_kill_its_sibling_sandboxes():
     honest = "import time\ntime.sleep(3)\nprint('still here')"
     attack = """
@@ -160,6 +161,7 @@ def test_a_candidate_cannot_forge_its_doctest_result(how):
     assert doctest_check(HONEST).passed
 
 
+@pytest.mark.slow
 def test_processes_are_bounded_and_none_outlives_the_run():
     token = f"rerank-hostile-{secrets.token_hex(6)}"
     code = f"""

@@ -355,6 +355,7 @@ def test_json_schema_request_picks_a_valid_candidate(start_server):
 # --- the benchmark pools: the wrapped client picks what the core picks -----------------------
 
 
+@pytest.mark.slow
 def test_bfcl_pools_wrapped_pick_matches_reranker_rank(start_server, bench_dir):
     pools = read_pools("bfcl", limit=60)
     first_of_query = {}

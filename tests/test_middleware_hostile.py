@@ -127,6 +127,7 @@ def shared_server():
         yield server
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=hostile_bodies(), stream=st.booleans(), alone=st.booleans())
 def test_any_upstream_body_gives_a_completion_or_the_sdks_error(shared_server, body, stream, alone):

@@ -96,6 +96,7 @@ print(json.dumps({"plugins": [p.name for p in plugins.installed()], "ranking": r
 """
 
 
+@pytest.mark.slow
 def test_an_installed_plugin_runs_only_when_named(tmp_path):
     here = rerank.Reranker(scorers=["bm25", "bm25-grounding"]).rank(SQL_REQUEST, SQL_POOL)
     assert all(not c.checks for c in here)

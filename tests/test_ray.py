@@ -33,6 +33,8 @@ from conftest import read_pools
 from rerank.cli import main
 from rerank.testing import serve
 
+pytestmark = pytest.mark.slow  # each test starts or uses a local Ray cluster
+
 # Read when Ray is imported: a local cluster then binds 127.0.0.1, not the machine's address.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 

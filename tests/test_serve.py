@@ -317,6 +317,7 @@ def node_openai(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_the_node_sdk_gets_the_reranked_answer(proxy, upstream, node_openai):
     expected = wrapped_pick(upstream, messages=MESSAGES)
     run = subprocess.run(["node", "ask.mjs", proxy.base_url, QUESTION], cwd=node_openai, capture_output=True,
@@ -365,6 +366,7 @@ def loaded(upstream: Server) -> Iterator[Background]:
     running.close()
 
 
+@pytest.mark.slow
 def test_300_concurrent_requests_each_answered_once(loaded, upstream):
     proxy = loaded
     upstream.faults = (Fault(status=500, fraction=0.1, seed=3), Fault(kind="bad-body", fraction=0.05, seed=4))
@@ -414,6 +416,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_rerank_serve_command_with_workers_finishes_in_flight_requests_on_sigterm(upstream, tmp_path):
     port = _free_port()
     keys = tmp_path / "keys"

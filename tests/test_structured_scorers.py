@@ -3,10 +3,11 @@
 import ast
 
 import numpy as np
+import pytest
 
 from rerank import Candidate, Request, Reranker
-from rerank.python_checks import completion_of
 from rerank.probes import probe_calls
+from rerank.python_checks import completion_of
 from rerank.scorers.code import CodeConsensus, Simplicity
 from rerank.scorers.execution import ExecutionConsensus
 from rerank.scorers.tool_consensus import ToolConsensus, calls_similarity
@@ -96,6 +97,7 @@ def test_probe_types_come_from_how_the_docstring_describes_each_parameter():
     assert len(kinds) >= 3
 
 
+@pytest.mark.slow
 def test_execution_consensus_rewards_agreeing_behaviour_and_survives_a_hang():
     request = Request(PROMPT)
     pool = [Candidate(RIGHT), Candidate(WRONG), Candidate(RIGHT_TOO), Candidate(LOOPS)]

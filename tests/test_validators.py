@@ -365,6 +365,7 @@ RUNNING_MAX = DOCTEST_QUERY + (
 )
 
 
+@pytest.mark.slow
 def test_doctest_forms_float_tolerance_and_failures_in_the_sandbox():
     assert len(examples_for(DOCTEST_QUERY)) == 4
     v = DoctestValidator(timeout=2)
