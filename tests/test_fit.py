@@ -273,6 +273,7 @@ def test_a_profile_weights_file_changes_the_picks_of_score(alpaca: Path, alpaca_
     assert run("score", alpaca, "--weights", flat, "-q").stdout == scored.stdout
 
 
+@pytest.mark.slow
 def test_a_single_group_cannot_be_held_out_so_the_defaults_stay(alpaca: Path, tmp_path: Path) -> None:
     out = tmp_path / "weights.json"
     result = run("fit", alpaca, "-o", out, "--group-by", "dataset", "-q")  # every pool: the same dataset
@@ -283,6 +284,7 @@ def test_a_single_group_cannot_be_held_out_so_the_defaults_stay(alpaca: Path, tm
     assert "cannot hold any out" in result.stdout
 
 
+@pytest.mark.slow
 def test_bad_lines_and_unlabelled_pools_are_counted_and_skipped(alpaca: Path, tmp_path: Path) -> None:
     good = alpaca.read_text().splitlines()[:12]
     unlabelled = json.loads(good[0]) | {"id": "no-labels"}

@@ -1,11 +1,14 @@
 """Encoding ahead: batches warmed before their pools are ranked, with rankings unchanged."""
 
 import numpy as np
+import pytest
 from conftest import read_pools
 
 from rerank import Reranker
 from rerank.embeddings import Embedder
 from rerank.warm import warm, warmed
+
+pytestmark = pytest.mark.slow  # both tests encode whole faithbench pools (long texts)
 
 
 def test_warmed_yields_every_item_in_order_and_looks_ahead_one_batch():
