@@ -157,6 +157,23 @@ def test_a_warmed_pool_is_ranked_without_encoding_again(static_cache):
     assert all(r.profile == "grounded" and "grounding" in r.weights for r in rankings)
 
 
+def test_a_direct_rank_encodes_its_pool_in_one_batch(static_cache):
+    pool = read_pools("faithbench", limit=1)[0]
+    reranker = Reranker(embedding_backend="static")
+    get_embedder(None, "static").clear()
+    encoder = get_embedder(None, "static").encoder
+    calls: list[list[str]] = []
+    real = encoder.encode
+    encoder.encode = lambda texts: calls.append(list(texts)) or real(texts)  # type: ignore[method-assign]
+    try:
+        ranking = reranker.rank(pool, pool["candidates"])
+    finally:
+        del encoder.encode
+    assert {"grounding", "consensus", "relevance"} <= set(ranking.weights)
+    assert len(calls) == 1
+    assert pool["query"] in calls[0] and all(c["content"] in calls[0] for c in pool["candidates"])
+
+
 def test_an_unknown_backend_is_a_clear_error():
     with pytest.raises(ConfigError, match="unknown embedding backend 'gpu'.*torch, static"):
         Reranker(embedding_backend="gpu")
