@@ -105,10 +105,10 @@ class StaticEncoder:
         known = ids != (-1 if self._unknown is None else self._unknown)
         ids, owner = ids[known], owner[known]
         counts = np.bincount(owner, minlength=len(pieces))
+        ends = np.cumsum(counts)
         out = np.zeros((len(pieces), self.dimension), dtype=np.float32)
-        some = counts > 0
-        if some.any():
-            starts = (np.cumsum(counts) - counts)[some]
-            out[some] = np.add.reduceat(self._table[ids], starts, axis=0) / counts[some, None]
+        # Text by text: one text's rows stay in the CPU cache, where a whole batch's would fill memory.
+        for i in np.flatnonzero(counts):
+            out[i] = self._table[ids[ends[i] - counts[i] : ends[i]]].sum(axis=0) / counts[i]
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.where(norms > 0, norms, 1.0)
