@@ -19,6 +19,7 @@ def test_ngram_similarity_is_a_cosine_of_character_ngrams():
     assert similarity[0, 2] == 0.0
     assert not similarity[3:].any() and not similarity[:, 3:].any()  # too short for a 3-gram: agrees with nothing
     assert np.allclose(similarity, similarity.T)
+    assert np.isclose(ngram_similarity(["f(x='\ud800')", "f(x='\ud800')"])[0, 1], 1.0)  # a lone surrogate
     # A different argument value shares most of the call's n-grams; a prose answer shares few.
     values = ngram_similarity(["get_weather(city='Paris')", "get_weather(city='Lyon')", "I cannot check the weather."])
     assert values[0, 1] > 0.5 > values[0, 2]

@@ -26,7 +26,8 @@ _BASE = np.uint64(1_114_111)  # one more than the largest code point: n-gram cod
 
 def ngram_codes(text: str) -> np.ndarray:
     """One 64-bit code per character n-gram of ``text`` (every length in NGRAMS), with repeats."""
-    points = np.frombuffer(text[:MAX_CHARS].encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    # surrogatepass: a lone surrogate (valid in a Python str, e.g. from JSON) is one more code point
+    points = np.frombuffer(text[:MAX_CHARS].encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
     out = []
     with np.errstate(over="ignore"):  # codes wrap modulo 2**64: a hash, collisions are negligible
         for n in NGRAMS:
