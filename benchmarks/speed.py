@@ -506,7 +506,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="pools in the throughput file (default: %(default)s)")
     parser.add_argument("--cold-runs", type=int, default=3, help="cold starts to take the median of (default: %(default)s)")
     parser.add_argument("--api-pools", type=int, default=100,
-                        help="pools ranked through the Python API per backend (default: %(default)s)")
+                        help="pools ranked through the Python API per backend, at most --throughput-pools (default: %(default)s)")
     parser.add_argument("--middleware-calls", type=int, default=5,
                         help="timed wrapped calls (n=8, 0.2 s upstream) per backend; 0 skips (default: %(default)s)")
     parser.add_argument("--json", type=Path, default=RESULTS_DIR / "speed.json", metavar="PATH",
@@ -527,7 +527,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pools = read_pools(args.source)
     groups = latency_pools(pools, args.sizes, args.pools, tokens=args.tokens, window=args.window)
     latency = measure_latency(groups, args.backends, quiet=args.quiet)
-    api = measure_api(pools[:args.api_pools], args.backends, quiet=args.quiet)
+    api = measure_api(pools[:min(args.api_pools, args.throughput_pools)], args.backends, quiet=args.quiet)
     signals = measure_signals(args.backends, args.signal_pools, quiet=args.quiet) if args.signal_pools else []
     middleware = (measure_middleware(args.source, args.backends, n=8, latency=0.2, repeats=args.middleware_calls,
                                      quiet=args.quiet) if args.middleware_calls else {})
