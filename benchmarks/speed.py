@@ -16,7 +16,11 @@
 4. Quality: each backend's default gain per dev file, read from
    ``benchmarks/results/quality-B.json`` when `quality.py --embedding-backend B --json ...`
    wrote it (this script does not re-run it).
-5. The issue's targets (issue 18) beside the figures: met or not met.
+5. Middleware: ``rerank.wrap(client, n=8)`` against a ``rerank.testing`` server answering after
+   0.2 s, per backend: the wrapped call's wall time minus one direct call's, beside the scoring
+   time (``Reranker.measure`` + ``combine``) measured inside the same wrapped calls.
+6. Whether a tools pool imports torch under the default backend (a fresh interpreter).
+7. The issue's targets (issue 18) beside the figures: met or not met, the default backend marked.
 
 Tables go to stdout (markdown), progress to stderr, numbers to ``--json``
 (default ``benchmarks/results/speed.json``). Nothing is asserted: machines are noisy.
@@ -39,7 +43,7 @@ from common import (
 )
 
 from rerank import Reranker
-from rerank.embeddings import BACKENDS, bundled_model_path
+from rerank.embeddings import BACKENDS, DEFAULT_BACKEND, bundled_model_path
 from rerank.progress import Progress
 
 
@@ -254,6 +258,95 @@ def _checked(run: Any, output: Path, expected_lines: int) -> Any:
     return run
 
 
+class TimedReranker(Reranker):
+    """A Reranker that records how long each ranking (measure + combine) takes."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.spent: list[float] = []
+        self._started = 0.0
+
+    def measure(self, *args: Any, **kwargs: Any) -> Any:
+        self._started = time.perf_counter()
+        return super().measure(*args, **kwargs)
+
+    def combine(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().combine(*args, **kwargs)
+        finally:
+            self.spent.append(time.perf_counter() - self._started)
+
+
+def measure_middleware(source: Path, backends: Sequence[str], *, n: int, latency: float, repeats: int,
+                       quiet: bool) -> dict[str, dict[str, Any]]:
+    """Per backend: wall time of ``rerank.wrap(client, n=n)`` calls (native n) and of plain calls to
+    a test server answering after ``latency`` s, and the scoring time inside each wrapped call."""
+    import rerank
+    from middleware import MODEL, PoolFile
+    from openai import OpenAI
+
+    from rerank.testing import serve
+
+    pools = PoolFile(source)
+    queries = {b: ([pools.add(n) for _ in range(repeats + 1)], [pools.add(1) for _ in range(repeats)])
+               for b in backends}
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="rerank-speed-") as tmp:
+        pool_file = pools.write(Path(tmp, "pools.jsonl"))
+        with serve(pools=pool_file, n_mode="honour", latency=latency, model=MODEL) as server:
+            plain = OpenAI(base_url=server.base_url, api_key="test", max_retries=0, timeout=300)
+            for backend in backends:
+                if not quiet:
+                    print(f"middleware: {backend}, n={n}, {latency} s upstream", file=sys.stderr, flush=True)
+                reranker = TimedReranker(embedding_backend=backend)
+                wrapped = rerank.wrap(plain, n=n, reranker=reranker)
+                wrapped_queries, direct_queries = queries[backend]
+
+                def ask(client: Any, query: str) -> float:
+                    start = time.perf_counter()
+                    client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": query}])
+                    return time.perf_counter() - start
+
+                ask(wrapped, wrapped_queries[0])  # loads the backend: not timed
+                reranker.spent.clear()
+                direct = [ask(plain, q) for q in direct_queries]
+                wrapped_times = [ask(wrapped, q) for q in wrapped_queries[1:]]
+                scoring = list(reranker.spent)
+                added = [w - statistics.median(direct) for w in wrapped_times]
+                out[backend] = {
+                    "n": n, "latency_s": latency, "repeats": repeats,
+                    "direct_s": statistics.median(direct), "wrapped_s": statistics.median(wrapped_times),
+                    "added_s": statistics.median(added), "scoring_s": statistics.median(scoring),
+                    "added_over_scoring": statistics.median(added) / max(statistics.median(scoring), 1e-9),
+                    "times_s": {"direct": direct, "wrapped": wrapped_times, "scoring": scoring},
+                }
+    return out
+
+
+def tools_pool_imports_torch(backend: str | None = None) -> bool:
+    """Whether ranking a bfcl (tools) pool with the default reranker imports torch, in a fresh interpreter."""
+    import json
+    import os
+    import subprocess
+
+    path = BENCH_DIR / "bfcl-dev.jsonl"
+    option = "" if backend is None else f"embedding_backend={backend!r}"
+    code = f"""
+import json, sys
+from rerank import Reranker
+line = json.loads(open({str(path)!r}).readline())
+pool = [{{"content": c.get("content"), "tool_calls": c.get("tool_calls")}} for c in line["candidates"]]
+ranking = Reranker({option}).rank({{"query": line["query"], "tools": line["tools"]}}, pool)
+assert ranking.profile == "tools", ranking.profile
+print(json.dumps("torch" in sys.modules))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    if done.returncode != 0:
+        raise SystemExit(f"ranking a tools pool failed:\n{done.stderr[-2000:]}")
+    return bool(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
 def read_quality(backends: Sequence[str], folder: Path) -> dict[str, dict[str, float | None]]:
     """Each backend's default gain per file and validators, from ``folder/quality-BACKEND.json``
     and ``folder/quality-BACKEND-*.json`` (runs split over several files)."""
@@ -276,7 +369,12 @@ TARGETS = "issue 18's targets"
 def done_when(result: dict[str, Any]) -> list[list[str]]:
     """Rows of (target, backend, measured, met / not met) for the issue's speed targets."""
     rows = []
+    default = result.get("default_backend", DEFAULT_BACKEND)
     latency = {(row["backend"], row["size"]): row for row in result["latency"]}
+    if "tools_pool_imports_torch" in result:
+        imports = result["tools_pool_imports_torch"]
+        rows.append(["a tools pool never imports torch", f"{default} (default)",
+                     "imports torch" if imports else "torch not imported", "not met" if imports else "met"])
     for backend in result["backends"]:
         row8 = latency.get((backend, 8))
         cli = result["cli"][backend]
@@ -302,7 +400,14 @@ def done_when(result: dict[str, Any]) -> list[list[str]]:
             if gaps:
                 compared = f"worst gap {max(gaps):+.3f} over the {len(gaps)} file(s) both backends have"
                 checks.append(("gain within 0.02 of torch on every dev file", compared, max(gaps) <= 0.02))
-        rows += [[target, backend, value, "met" if ok else "not met"] for target, value, ok in checks]
+        middleware = result.get("middleware", {}).get(backend)
+        if middleware:
+            checks.append((f"wrapped call n={middleware['n']}, {middleware['latency_s']:g} s upstream: wall − direct "
+                           f"≤ 1.2 × scoring", f"{1000 * middleware['added_s']:.0f} ms added, "
+                           f"{1000 * middleware['scoring_s']:.0f} ms scoring ({middleware['added_over_scoring']:.2f}×)",
+                           middleware["added_over_scoring"] <= 1.2))
+        label = f"{backend} (default)" if backend == default else backend
+        rows += [[target, label, value, "met" if ok else "not met"] for target, value, ok in checks]
     return rows
 
 
@@ -349,6 +454,14 @@ def render(result: dict[str, Any]) -> str:
         text += ("\n### Signal costs per pool, by profile (ms; first pools of each dev file, cache emptied)\n\n"
                  + markdown_table(["file", "profile", "backend", "rank ms", "embedding scorers ms",
                                    "other signals ms", "others / embedding"], lines) + "\n")
+    if result.get("middleware"):
+        text += ("\n### Middleware: wrapped call (native n) against a test server, median per call\n\n"
+                 + markdown_table(["backend", "n", "upstream latency", "direct call", "wrapped call",
+                                   "added (wrapped − direct)", "scoring in the call", "added / scoring"],
+                                  [[b, m["n"], f"{m['latency_s']:g} s", f"{1000 * m['direct_s']:.0f} ms",
+                                    f"{1000 * m['wrapped_s']:.0f} ms", f"{1000 * m['added_s']:.0f} ms",
+                                    f"{1000 * m['scoring_s']:.0f} ms", f"{m['added_over_scoring']:.2f}×"]
+                                   for b, m in result["middleware"].items()]) + "\n")
     quality = result["quality"]
     if quality:
         keys = list(dict.fromkeys(k for gains in quality.values() for k in gains))
@@ -392,11 +505,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--throughput-pools", type=int, default=400,
                         help="pools in the throughput file (default: %(default)s)")
     parser.add_argument("--cold-runs", type=int, default=3, help="cold starts to take the median of (default: %(default)s)")
+    parser.add_argument("--api-pools", type=int, default=100,
+                        help="pools ranked through the Python API per backend, at most --throughput-pools (default: %(default)s)")
+    parser.add_argument("--middleware-calls", type=int, default=5,
+                        help="timed wrapped calls (n=8, 0.2 s upstream) per backend; 0 skips (default: %(default)s)")
     parser.add_argument("--json", type=Path, default=RESULTS_DIR / "speed.json", metavar="PATH",
                         help="where to write the numbers (default: %(default)s)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
-    for name in ("pools", "throughput_pools", "cold_runs"):
+    for name in ("pools", "throughput_pools", "cold_runs", "api_pools"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     return args
@@ -410,8 +527,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     pools = read_pools(args.source)
     groups = latency_pools(pools, args.sizes, args.pools, tokens=args.tokens, window=args.window)
     latency = measure_latency(groups, args.backends, quiet=args.quiet)
-    api = measure_api(pools[:args.throughput_pools], args.backends, quiet=args.quiet)
+    api = measure_api(pools[:min(args.api_pools, args.throughput_pools)], args.backends, quiet=args.quiet)
     signals = measure_signals(args.backends, args.signal_pools, quiet=args.quiet) if args.signal_pools else []
+    middleware = (measure_middleware(args.source, args.backends, n=8, latency=0.2, repeats=args.middleware_calls,
+                                     quiet=args.quiet) if args.middleware_calls else {})
     import resource
 
     own_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
@@ -420,7 +539,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = {
         "benchmark": "speed", "machine": info, "source": args.source.name, "tokens": args.tokens,
         "window": args.window, "backends": args.backends, "latency": latency, "api": api, "cli": cli,
-        "signals": signals,
+        "signals": signals, "middleware": middleware, "default_backend": DEFAULT_BACKEND,
+        "tools_pool_imports_torch": tools_pool_imports_torch(),
         "quality": read_quality(args.backends, args.quality_dir),
         "benchmark_process_peak_rss_mb": own_peak / 2**20,
         "seconds": round(time.perf_counter() - started, 1),

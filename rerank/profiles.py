@@ -28,8 +28,10 @@ PROFILES: dict[str, Profile] = {
         "grounded",
         {"grounding": 1.0, "bm25-grounding": 1.0, "instructions": 1.0, "consensus": 0.5, "relevance": 0.3},
     ),
-    "tools": Profile("tools", {"tool-consensus": 1.0, "consensus": 0.6, "relevance": 0.2, "tool-types": 0.5}, ("tools",)),
-    "json": Profile("json", {"json-consensus": 1.0, "consensus": 0.3}, ("json-schema",)),
+    # Structured answers agree on their canonical form (tool-/json-consensus) and on their surface
+    # (char-consensus: the same call written the same way); neither needs an embedding model.
+    "tools": Profile("tools", {"tool-consensus": 1.0, "char-consensus": 0.6, "tool-types": 0.5}, ("tools",)),
+    "json": Profile("json", {"json-consensus": 1.0, "char-consensus": 0.3}, ("json-schema",)),
     "code": Profile("code", {"code-consensus": 1.0, "simplicity": 0.3}),
     "code-exec": Profile("code-exec", {"execution": 1.0, "code-consensus": 1.0, "simplicity": 0.3}),
 }

@@ -17,6 +17,7 @@ BUILTIN_SCORERS: dict[str, str] = {
     "bm25-grounding": "rerank.scorers.bm25:BM25Grounding",
     "consensus": "rerank.scorers.consensus:Consensus",
     "coverage": "rerank.scorers.coverage:Coverage",
+    "char-consensus": "rerank.scorers.char_consensus:CharConsensus",
     "json-consensus": "rerank.scorers.json_consensus:JSONConsensus",
     "structure": "rerank.scorers.structure:Structure",
     "tool-consensus": "rerank.scorers.tool_consensus:ToolConsensus",

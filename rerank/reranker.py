@@ -13,6 +13,7 @@ from .errors import AllCandidatesFailedError, ConfigError
 from .profiles import EXECUTING_VALIDATORS, PROFILES, Profile, choose_profile
 from .registry import make_scorer, make_validator
 from .scorers.base import Paid, Scorer, Validator
+from .scorers.embedding import EmbeddingRelevance, encode_ahead
 from .types import Candidate, Check, Ranking, Request, ScoredCandidate, coerce_candidates
 
 
@@ -140,6 +141,10 @@ class Reranker:
                 checks[i].append(check)
             timings[validator.name] = time.perf_counter() - start
         weighted = [(scorer, weight) for scorer, weight in weighted if len(pool) >= scorer.min_candidates]
+        # The pool's texts for every embedding scorer in one batch; each scorer then reads the cache.
+        start = time.perf_counter()
+        encode_ahead([([scorer for scorer, _ in weighted], request, pool)])
+        encoded = time.perf_counter() - start
         raw: dict[str, np.ndarray] = {}
         spent: dict[str, Paid] = {}
         for scorer, _ in weighted:
@@ -149,6 +154,9 @@ class Reranker:
                 spent[scorer.name], scores = scores, scores.scores
             raw[scorer.name] = np.asarray(scores, dtype=float)
             timings[scorer.name] = time.perf_counter() - start
+        embedding = [scorer.name for scorer, _ in weighted if isinstance(scorer, EmbeddingRelevance)]
+        for name in embedding:  # the shared batch is charged to its scorers in equal parts
+            timings[name] += encoded / len(embedding)
         return Signals(
             pool=pool,
             profile=profile.name,

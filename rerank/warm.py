@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
-from .embeddings import Embedder
 from .errors import RerankError
 from .reranker import Reranker
-from .scorers.embedding import EmbeddingRelevance
+from .scorers.embedding import encode_ahead
 from .types import Request, coerce_candidates
 
 T = TypeVar("T")
@@ -24,7 +23,7 @@ BATCH_TEXTS = 1024
 def warm(reranker: Reranker, pools: Sequence[tuple[Any, Any]]) -> None:
     """Encode, in one call per embedder, every text ``reranker``'s embedding scorers will ask for
     on these (request, candidates) pools; a malformed pool is skipped (ranking it reports why)."""
-    wanted: dict[int, tuple[Embedder, dict[str, None]]] = {}
+    jobs = []
     for request, candidates in pools:
         try:
             request = Request.coerce(request)
@@ -32,15 +31,11 @@ def warm(reranker: Reranker, pools: Sequence[tuple[Any, Any]]) -> None:
             _, weighted, _ = reranker.plan(request)
         except RerankError:
             continue
-        for scorer, _ in weighted:
-            if isinstance(scorer, EmbeddingRelevance):
-                texts = wanted.setdefault(id(scorer.embedder), (scorer.embedder, {}))[1]
-                texts.update(dict.fromkeys(t for t in scorer.texts(request, pool) if t))
-    for embedder, texts in wanted.values():
-        try:
-            embedder.encode(list(texts))
-        except Exception:  # noqa: BLE001 - warming only saves time: ranking each pool reports its error
-            pass
+        jobs.append(([scorer for scorer, _ in weighted], request, pool))
+    try:
+        encode_ahead(jobs)
+    except Exception:  # noqa: BLE001 - warming only saves time: ranking each pool reports its error
+        pass
 
 
 def warmed(reranker: Reranker, items: Iterable[T], pool_of: Callable[[T], tuple[Any, Any] | None], *,

@@ -126,7 +126,7 @@ def test_speed_tables_and_numbers(tmp_path: Path, small_source: Path, static_cac
             {"file": "f-dev.jsonl", "validators": [], "rows": [{"selector": "default", "gain": gain}]}]}))
     stdout = run_script("speed.py", "--source", small_source, "--sizes", "2,8", "--pools", "1",
                         "--throughput-pools", "2", "--cold-runs", "1", "--quality-dir", quality, "--signal-pools", "1",
-                        "--json", out, "-q", timeout=600)
+                        "--middleware-calls", "1", "--json", out, "-q", timeout=900)
     assert "### Reranker latency per pool" in stdout
     for backend in ("torch", "static"):
         assert f"| {backend} | 2 | 1 |" in stdout and f"| {backend} | 8 | 1 |" in stdout
@@ -134,6 +134,8 @@ def test_speed_tables_and_numbers(tmp_path: Path, small_source: Path, static_cac
     assert "| f-dev.jsonl [none] | +0.500 | +0.470 |" in stdout
     assert "| bfcl | tools | static |" in stdout and "| humaneval | code | torch |" in stdout
     assert "| gain within 0.02 of torch on every dev file | static | worst gap +0.030 over the 1 file(s) both backends have | not met |" in stdout
+    assert "| a tools pool never imports torch | torch (default) | torch not imported | met |" in stdout
+    assert "### Middleware: wrapped call (native n)" in stdout and "wall − direct ≤ 1.2 × scoring" in stdout
 
     report = json.loads(out.read_text())
     assert report["backends"] == ["torch", "static"]
@@ -155,6 +157,11 @@ def test_speed_tables_and_numbers(tmp_path: Path, small_source: Path, static_cac
     assert {"grounding", "bm25-grounding"} <= set(signals[("faithbench", "static")]["signal_ms"])
     assert "python" in signals[("humaneval", "torch")]["signal_ms"]
     assert report["quality"] == {"torch": {"f-dev.jsonl [none]": 0.5}, "static": {"f-dev.jsonl [none]": 0.47}}
+    assert report["tools_pool_imports_torch"] is False and report["default_backend"] == "torch"
+    for backend in ("torch", "static"):
+        middleware = report["middleware"][backend]
+        assert middleware["n"] == 8 and len(middleware["times_s"]["scoring"]) == 1
+        assert middleware["wrapped_s"] > middleware["scoring_s"] > 0 and middleware["direct_s"] >= 0.2
 
 
 def test_middleware_table_and_numbers(tmp_path: Path, small_source: Path) -> None:

@@ -70,8 +70,8 @@ import rerank, rerank.cli
 from rerank import Reranker
 pools = [json.loads(line) for line in open({str(EXAMPLES)!r})]
 tools = next(p for p in pools if p.get("tools"))
-ranking = Reranker(scorers=["tool-consensus", "tool-types"]).rank(tools, tools["candidates"])
-assert ranking.profile == "tools", ranking.profile
+ranking = Reranker(embedding_backend="torch").rank(tools, tools["candidates"])
+assert ranking.profile == "tools" and "char-consensus" in ranking.weights, (ranking.profile, ranking.weights)
 code = [json.loads(line) for line in open("examples/code.jsonl")][0]
 assert Reranker(validators=["python"]).rank(code, code["candidates"]).profile == "code"
 print(json.dumps({LOADED}))
@@ -93,14 +93,14 @@ print(json.dumps([before, {LOADED}]))
 
 
 @pytest.mark.slow
-def test_a_tools_pool_with_its_embedding_scorers_on_static_vectors_loads_no_torch(static_cache):
+def test_pools_with_embedding_scorers_on_static_vectors_load_no_torch(static_cache):
     loaded = run_python(f"""
 import json, sys
 from rerank import Reranker
 pools = [json.loads(line) for line in open({str(EXAMPLES)!r})]
-tools = next(p for p in pools if p.get("tools"))
-ranking = Reranker(embedding_backend="static").rank(tools, tools["candidates"])
-assert {{"consensus", "relevance"}} <= set(ranking.weights), ranking.weights
+grounded = next(p for p in pools if p.get("context"))
+ranking = Reranker(embedding_backend="static").rank(grounded, grounded["candidates"])
+assert {{"grounding", "consensus", "relevance"}} <= set(ranking.weights), ranking.weights
 print(json.dumps({LOADED}))
 """, **{CACHE_ENV: str(static_cache)})
     assert loaded == dict.fromkeys(HEAVY, False)
@@ -161,6 +161,23 @@ def test_a_warmed_pool_is_ranked_without_encoding_again(static_cache):
         del encoder.encode
     assert calls == []
     assert all(r.profile == "grounded" and "grounding" in r.weights for r in rankings)
+
+
+def test_a_direct_rank_encodes_its_pool_in_one_batch(static_cache):
+    pool = read_pools("faithbench", limit=1)[0]
+    reranker = Reranker(embedding_backend="static")
+    get_embedder(None, "static").clear()
+    encoder = get_embedder(None, "static").encoder
+    calls: list[list[str]] = []
+    real = encoder.encode
+    encoder.encode = lambda texts: calls.append(list(texts)) or real(texts)  # type: ignore[method-assign]
+    try:
+        ranking = reranker.rank(pool, pool["candidates"])
+    finally:
+        del encoder.encode
+    assert {"grounding", "consensus", "relevance"} <= set(ranking.weights)
+    assert len(calls) == 1
+    assert pool["query"] in calls[0] and all(c["content"] in calls[0] for c in pool["candidates"])
 
 
 def test_an_unknown_backend_is_a_clear_error():

@@ -9,6 +9,8 @@ of table rows in numpy: no torch, no transformer.
 from __future__ import annotations
 
 import os
+import re
+from itertools import chain
 from pathlib import Path
 from typing import Sequence
 
@@ -22,6 +24,13 @@ CHARS_PER_TOKEN = 12
 
 PCA_DIMS = 256
 """Dimensions kept by the distillation's PCA (model2vec's default)."""
+
+CACHED_WORDS = 200_000
+"""Distinct words whose word pieces are kept (the cache starts again when full)."""
+
+# The characters the BERT tokenizer splits words at: Unicode white space, less the control
+# characters among it (\x0b, \x0c, \x85), which its normaliser deletes instead.
+_SPACES = re.compile("[\t\n\r \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
 
 
 def _distill(model: Path, folder: Path) -> None:
@@ -68,24 +77,38 @@ class StaticEncoder:
         unknown = getattr(self._tokenizer.model, "unk_token", None)
         self._unknown = self._tokenizer.token_to_id(unknown) if unknown else None
         self.dimension = int(self._table.shape[1])
+        self._words: dict[str, list[int]] = {}
+
+    def pieces(self, texts: Sequence[str]) -> list[list[int]]:
+        """Each text's word-piece ids, cut at ``max_tokens``. Each distinct word is tokenised once per
+        process, all of a call's new words in one batch: the tokenizer treats words apart, so a
+        text's pieces are its words' pieces."""
+        # A word piece averages 4 to 5 characters: cutting at 12 per token keeps every piece read
+        # and spares splitting the rest of a long text.
+        words = [[w for w in _SPACES.split(text[: self.max_tokens * CHARS_PER_TOKEN]) if w] for text in texts]
+        cache = self._words
+        new = list(dict.fromkeys(w for group in words for w in group if w not in cache))
+        if new:
+            if len(cache) + len(new) > CACHED_WORDS:
+                cache.clear()
+            for word, encoding in zip(new, self._tokenizer.encode_batch_fast(new, add_special_tokens=False)):
+                cache[word] = encoding.ids
+        return [list(chain.from_iterable(map(cache.__getitem__, group)))[: self.max_tokens] for group in words]
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit vectors in one call: each text is tokenised once, cut at ``max_tokens`` word pieces,
-        and its known tokens' vectors averaged (a text with none gets the zero vector)."""
-        # A word piece averages 4 to 5 characters: cutting at 12 per token keeps every piece read
-        # and spares tokenising the rest of a long text.
-        clipped = [text[: self.max_tokens * CHARS_PER_TOKEN] for text in texts]
-        encodings = self._tokenizer.encode_batch_fast(clipped, add_special_tokens=False)
-        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
-        ids = np.fromiter((t for e in encodings for t in e.ids), dtype=np.int64, count=int(lengths.sum()))
-        owner = np.repeat(np.arange(len(encodings)), lengths)
+        """Unit vectors in one call: each text's known word pieces (at most ``max_tokens``, see
+        :meth:`pieces`) have their vectors averaged (a text with none gets the zero vector)."""
+        pieces = self.pieces(texts)
+        lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+        ids = np.fromiter(chain.from_iterable(pieces), dtype=np.int64, count=int(lengths.sum()))
+        owner = np.repeat(np.arange(len(pieces)), lengths)
         known = ids != (-1 if self._unknown is None else self._unknown)
         ids, owner = ids[known], owner[known]
-        counts = np.bincount(owner, minlength=len(encodings))
-        out = np.zeros((len(encodings), self.dimension), dtype=np.float32)
-        some = counts > 0
-        if some.any():
-            starts = (np.cumsum(counts) - counts)[some]
-            out[some] = np.add.reduceat(self._table[ids], starts, axis=0) / counts[some, None]
+        counts = np.bincount(owner, minlength=len(pieces))
+        ends = np.cumsum(counts)
+        out = np.zeros((len(pieces), self.dimension), dtype=np.float32)
+        # Text by text: one text's rows stay in the CPU cache, where a whole batch's would fill memory.
+        for i in np.flatnonzero(counts):
+            out[i] = self._table[ids[ends[i] - counts[i] : ends[i]]].sum(axis=0) / counts[i]
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.where(norms > 0, norms, 1.0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -73,3 +73,17 @@ class EmbeddingGrounding(EmbeddingRelevance):
             scores.append(float(np.mean(support[start : start + len(group)])))
             start += len(group)
         return scores
+
+
+def encode_ahead(jobs: Iterable[tuple[Iterable[object], Request, Sequence[Candidate]]]) -> None:
+    """Encode, in one call per embedder, every text that the embedding scorers of each
+    ``(scorers, request, pool)`` job will ask for, so that scoring finds each vector cached."""
+    wanted: dict[int, tuple[Embedder, dict[str, None]]] = {}
+    for scorers, request, pool in jobs:
+        for scorer in scorers:
+            if isinstance(scorer, EmbeddingRelevance):
+                texts = wanted.setdefault(id(scorer.embedder), (scorer.embedder, {}))[1]
+                texts.update(dict.fromkeys(t for t in scorer.texts(request, pool) if t))
+    for embedder, texts in wanted.values():
+        if texts:
+            embedder.encode(list(texts))
