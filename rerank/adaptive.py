@@ -102,11 +102,11 @@ class Rounds:
         have = len(generation.candidates)
         if not generation.rounds[-1]["received"]:
             return self._stop(generation, "failed: the last round brought no candidate")
+        if have >= fanning.max_n:  # no more to buy: the ranking decides, without a last look at agreement
+            return self._stop(generation, f"max_n: {have} candidates")
         verdict = self.agree(generation.candidates)
         if verdict.settled:
             return self._stop(generation, verdict.reason)
-        if have >= fanning.max_n:
-            return self._stop(generation, f"max_n: {have} candidates ({verdict.reason})")
         left = self.deadline_left()
         if left is not None and left <= 0:
             return self._stop(generation, f"deadline: {fanning.deadline:g} s passed ({verdict.reason})")

@@ -64,7 +64,7 @@ def test_disagreeing_candidates_are_topped_up_to_max_n(start_server):
     ranking = rerank.explain(completion)
     assert len(ranking) == 6
     assert ranking.generation["rounds"] == [{"asked": 2, "received": 2}, {"asked": 4, "received": 4}]
-    assert ranking.generation["stop"].startswith("max_n: 6 candidates (no agreement")
+    assert ranking.generation["stop"] == "max_n: 6 candidates"
     assert all(c.usage for c in ranking)
 
 
@@ -95,7 +95,7 @@ def test_agreeing_candidates_that_fail_a_gate_are_topped_up(start_server):
         model="m", messages=MESSAGES, **JSON_ASKED)
     assert server.generation_requests == 4
     assert completion.choices[0].message.content == '{"city": "Paris"}'
-    assert rerank.explain(completion).generation["stop"].startswith("max_n: 4 candidates (no agreement: 1 of 4")
+    assert rerank.explain(completion).generation["stop"] == "max_n: 4 candidates"
 
 
 def test_the_deadline_stops_top_ups(start_server):
@@ -251,3 +251,30 @@ def test_split_usage_keeps_whole_tokens_and_totals():
 ])
 def test_final_answer(text, answer):
     assert final_answer(text) == answer
+
+
+# --- rerank generate -n auto ------------------------------------------------------------------
+
+
+def test_rerank_generate_auto_writes_each_lines_cost_and_a_summary(start_server, tmp_path):
+    from click.testing import CliRunner
+
+    from rerank.cli import main
+
+    server = start_server(candidates=["Paris."])
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions",
+                                          "body": {"model": "m", "messages": MESSAGES}}) + "\n" for i in range(3)))
+    output = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(main, ["generate", str(source), "-o", str(output), "--base-url", server.base_url,
+                                       "--api-key", "test", "-n", "auto", "--max-n", "6"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [line["cost"]["received"] for line in lines] == [2, 2, 2]
+    assert all(line["cost"]["tokens"] == line["response"]["body"]["usage"]["total_tokens"] for line in lines)
+    tokens = sum(line["cost"]["tokens"] for line in lines)
+    assert f"3 lines answered; candidates requested 6, received 6; tokens {tokens:,}" in result.stderr
+    assert server.generation_requests == 3  # native n: one request for the two candidates of each line
+    bad = CliRunner().invoke(main, ["generate", str(source), "-o", str(tmp_path / "x.jsonl"), "-n", "lots",
+                                    "--base-url", server.base_url])
+    assert bad.exit_code == 2 and "neither a whole number nor 'auto'" in bad.output
