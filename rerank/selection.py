@@ -136,14 +136,20 @@ class Selector:
         """``(agree, valid)`` for a call's adaptive rounds and first-valid: whether the usable
         candidates in hand agree and pass every gate, and whether one candidate passes every gate."""
         request, reranker = self.request_for(call, options)
-
-        def agree(generated: Sequence[Generated]) -> Agreement:
-            usable = [c for c in map(_usable, generated) if c is not None]
-            return agreement(reranker, request, usable, gates_passed(reranker, request, usable))
+        # Each candidate's gates are judged once per call; keyed by its message, kept alive here.
+        verdicts: dict[int, tuple[Any, bool]] = {}
 
         def valid(generated: Generated) -> bool:
-            candidate = _usable(generated)
-            return candidate is not None and gates_passed(reranker, request, [candidate])[0]
+            key = id(generated.message)
+            if key not in verdicts:
+                candidate = _usable(generated)
+                passed = candidate is not None and gates_passed(reranker, request, [candidate])[0]
+                verdicts[key] = (generated.message, passed)
+            return verdicts[key][1]
+
+        def agree(generated: Sequence[Generated]) -> Agreement:
+            usable = [(g, c) for g, c in zip(generated, map(_usable, generated)) if c is not None]
+            return agreement(reranker, request, [c for _, c in usable], [valid(g) for g, _ in usable])
 
         return agree, valid
 
