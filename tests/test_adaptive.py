@@ -278,3 +278,21 @@ def test_rerank_generate_auto_writes_each_lines_cost_and_a_summary(start_server,
     bad = CliRunner().invoke(main, ["generate", str(source), "-o", str(tmp_path / "x.jsonl"), "-n", "lots",
                                     "--base-url", server.base_url])
     assert bad.exit_code == 2 and "neither a whole number nor 'auto'" in bad.output
+
+
+def test_a_top_up_asks_for_no_more_than_the_budget_left_pays_for():
+    from rerank.adaptive import Fanning, Rounds
+    from rerank.agreement import Agreement
+    from rerank.generate import Generated, Generation
+
+    never = lambda candidates: Agreement("same final answer", (0,), len(candidates))  # noqa: E731
+    generation = Generation(usage={"total_tokens": 100})
+    generation.candidates = [Generated({"content": "a"}, {}), Generated({"content": "b"}, {})]
+    rounds = Rounds(Fanning(n=8, adaptive=True, max_n=8, max_tokens_total=250), never)
+    assert rounds.next(generation, 2) == 3  # 150 tokens left at 50 a candidate
+    generation.candidates += [Generated({"content": c}, {}) for c in "cde"]
+    generation.usage = {"total_tokens": 260}
+    assert rounds.next(generation, 3) == 0
+    assert generation.stop == ("budget: 260 of max_tokens_total 250 spent "
+                               "(no agreement: 1 of 5 candidates passing every gate, same final answer)")
+    assert generation.rounds == [{"asked": 2, "received": 2}, {"asked": 3, "received": 3}]
