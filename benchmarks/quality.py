@@ -13,8 +13,15 @@ below then re-ranks those measurements with other weights or gates (``Reranker.c
   the first candidate;
 - ``without X``: the default minus one scorer or one gate (ablation).
 
+With ``--adaptive``, each pool is also replayed as adaptive N would have bought it: its
+candidates arrive in pool order, ``min_n`` (2, then 3) first; when those agree by the task's
+notion and pass every gate (:func:`rerank.agreement.agreement`, the middleware's own test) the
+replay stops and ranks them alone, otherwise it tops up to the whole pool (``--top-up round``)
+or doubles (``--top-up double``). Per file: the gain and the mean candidates used, beside the
+full pool's gain.
+
 Selection reads each pool's request and candidates (content, tool calls) only; labels meet the
-choices afterwards, in ``score_rows``. Tables go to stdout (markdown), progress to stderr, and
+choices afterwards, in ``score_rows`` and ``score_adaptive``. Tables go to stdout (markdown), progress to stderr, and
 the numbers to ``--json`` (default ``benchmarks/results/quality.json``).
 """
 
@@ -35,7 +42,8 @@ from common import (
     read_pools, write_json,
 )
 
-from rerank import Candidate, Reranker
+from rerank import Candidate, Request, Reranker
+from rerank.agreement import agreement, passed_all
 from rerank.embeddings import BACKENDS, DEFAULT_BACKEND
 from rerank.errors import ConfigError, RerankError
 from rerank.progress import Progress
@@ -192,6 +200,39 @@ def ordered_union(groups: Sequence[Sequence[str]]) -> list[str]:
     return list(dict.fromkeys(name for group in groups for name in group))
 
 
+# Adaptive N replayed: label-blind picks and the candidates each pool would have cost.
+
+ADAPTIVE_MIN_N = (2, 3)
+
+
+def replay_adaptive(run: Run, min_n: int, top_up: str = "round") -> tuple[list[int], list[int], list[str]]:
+    """For every measured pool: the index adaptive N picks, how many candidates it used, why it stopped.
+
+    Candidates arrive in pool order; the gates are the full measurement's own checks (each
+    validator judges one candidate at a time). A pool that stops early is measured and ranked
+    again on its first candidates alone; one that runs to its end keeps the full ranking.
+    """
+    assert run.reranker is not None, "replay_adaptive needs a measured run"
+    reranker = run.reranker
+    picks, used, stops = [], [], []
+    for pool, m in zip(run.kept, run.measured):
+        request, candidates = Request.coerce(pool.request), m.signals.pool
+        size = len(candidates)
+        have = min(min_n, size)
+        while have < size:
+            if agreement(reranker, request, candidates[:have], passed_all(m.signals.checks[:have])).settled:
+                break
+            have = size if top_up == "round" else min(2 * have, size)
+        if have < size:
+            picks.append(reranker.combine(reranker.measure(request, candidates[:have])).best_index)
+            stops.append("agreed")
+        else:
+            picks.append(reranker.combine(m.signals).best_index)
+            stops.append("full pool")
+        used.append(have)
+    return picks, used, stops
+
+
 # Metrics: the only place that reads labels.
 
 def metric(chosen: np.ndarray, random: np.ndarray, oracle: np.ndarray) -> dict[str, float]:
@@ -242,6 +283,43 @@ def score_rows(run: Run) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             [a == b for a, b in zip(picks["default"][1], picks["consensus"][1])])) if run.measured else None,
     }
     return rows, facts
+
+
+def score_adaptive(run: Run, rows: Sequence[dict[str, Any]], top_up: str) -> list[dict[str, Any]]:
+    """Adaptive N's gain and mean candidates used for each ``min_n``, beside the full pool's gain."""
+    labels = [np.asarray(pool.labels) for pool in run.kept]
+    random = np.array([l.mean() for l in labels])
+    oracle = np.array([l.max() for l in labels])
+    full = next(r for r in rows if r["selector"] == "default")
+    sizes = np.array([len(l) for l in labels])
+    out = []
+    for min_n in ADAPTIVE_MIN_N:
+        picks, used, stops = replay_adaptive(run, min_n, top_up)
+        scored = metric(np.array([l[i] for l, i in zip(labels, picks)]), random, oracle)
+        kept = scored["gain"] / full["gain"] if scored["gain"] is not None and full["gain"] else None
+        out.append({"min_n": min_n, "top_up": top_up, **scored, "full_gain": full["gain"], "kept_share": kept,
+                    "mean_used": float(np.mean(used)), "used_share": float(np.mean(np.array(used) / sizes)),
+                    "full_size": float(sizes.mean()), "stopped_early": float(np.mean([s == "agreed" for s in stops]))})
+    return out
+
+
+def render_adaptive(results: Sequence[dict[str, Any]]) -> str:
+    """One line per run and min_n: adaptive N's gain and candidates used beside the full pool's gain."""
+    rows = []
+    for result in results:
+        for a in result.get("adaptive") or ():
+            rows.append([result["file"], ", ".join(result["validators"]) or "none", a["min_n"],
+                         "" if a["full_gain"] is None else f"{a['full_gain']:+.3f}",
+                         "" if a["gain"] is None else f"{a['gain']:+.3f}",
+                         "" if a["kept_share"] is None else f"{100 * a['kept_share']:.0f}%",
+                         f"{a['mean_used']:.2f} of {a['full_size']:.1f}", f"{100 * a['used_share']:.0f}%",
+                         f"{100 * a['stopped_early']:.0f}%"])
+    if not rows:
+        return ""
+    top_up = results[0].get("adaptive", [{}])[0].get("top_up", "round") if results[0].get("adaptive") else "round"
+    return (f"### Adaptive N (max_n = the whole pool, top-up: {top_up})\n\n" + markdown_table(
+        ["file", "validators", "min_n", "full-N gain", "adaptive gain", "gain kept", "mean candidates",
+         "share used", "stopped early"], rows) + "\n")
 
 
 def _correlation(x: np.ndarray, y: np.ndarray) -> float | None:
@@ -323,6 +401,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="how the embedding scorers encode (default: %(default)s)")
     parser.add_argument("--json", type=Path, default=RESULTS_DIR / "quality.json", metavar="PATH",
                         help="where to write the numbers (default: %(default)s)")
+    parser.add_argument("--adaptive", action="store_true",
+                        help="also replay adaptive N (min_n 2 and 3) on every pool, candidates in pool order")
+    parser.add_argument("--top-up", choices=("round", "double"), default="round",
+                        help="adaptive N's top-up: the rest of the pool in one round, or doubling (default: %(default)s)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit < 1:
@@ -350,11 +432,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             if run.error is None and run.kept:
                 rows, facts = score_rows(run)
                 result.update(rows=rows, facts=facts)
+                if args.adaptive:
+                    result["adaptive"] = score_adaptive(run, rows, args.top_up)
             elif run.error is None:
                 result["error"] = "every pool failed"
             print(render(result), flush=True)
             results.append(result)
     print(render_summary(results))
+    if args.adaptive:
+        print(render_adaptive(results))
     total = time.perf_counter() - started
     cpu = cpu_seconds()
     print(f"Total time: {total:.0f} s wall, {cpu:.0f} s CPU (this process and its sandboxes).")

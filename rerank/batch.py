@@ -42,7 +42,7 @@ from .errors import AbandonedError, AllCandidatesFailedError, ConfigError, Gener
 from .exits import EXIT_INTERRUPTED, EXIT_WRITE_FAILED
 from .jsonl import Line, encode_line, loads, parse_line, read_lines, same_file, write_error, write_whole
 from .progress import Progress
-from .wire import URLS, Kind
+from .wire import URLS, Kind, tokens_of
 
 # Keyword arguments of the SDK's create() that are not request fields: a body key with one of
 # these names is sent as a body field, never taken as an SDK option.
@@ -84,6 +84,48 @@ class Summary:
     interrupted: bool = False
     abandoned: int = 0
     """Lines still in flight when a second Ctrl-C gave up on them (they are not written)."""
+    costs: "Costs | None" = None
+
+
+@dataclass
+class Costs:
+    """What a run's answered lines cost, summed from each line's ``cost``: candidates asked for,
+    candidates received, tokens (every request's usage, judge calls included)."""
+
+    lines: int = 0
+    requested: int = 0
+    received: int = 0
+    tokens: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        """Count one output line's ``cost`` (lines without one, such as error lines, add nothing)."""
+        cost = record.get("cost")
+        if not isinstance(cost, Mapping):
+            return
+        with self._lock:
+            self.lines += 1
+            self.requested += int(cost.get("requested") or 0)
+            self.received += int(cost.get("received") or 0)
+            self.tokens += int(cost.get("tokens") or 0)
+
+    def summary(self) -> str:
+        """One line for stderr at the end of a run."""
+        return (f"{self.lines} lines answered; candidates requested {self.requested}, received {self.received}; "
+                f"tokens {self.tokens:,}")
+
+
+def cost_of(body: Mapping[str, Any]) -> dict[str, int] | None:
+    """A line's cost from its answer's body: candidates requested and received, total tokens."""
+    ledger = (body.get("rerank") or {}).get("generation") if isinstance(body.get("rerank"), Mapping) else None
+    if not isinstance(ledger, Mapping):
+        return None
+    rounds = ledger.get("rounds") or ()
+    requested = sum(int(r.get("asked") or 0) for r in rounds) if rounds else \
+        int(ledger.get("candidates") or 0) + int(ledger.get("failed") or 0)
+    usage = body.get("usage")
+    return {"requested": requested, "received": int(ledger.get("candidates") or 0),
+            "tokens": tokens_of(usage) if usage is not None else int(ledger.get("tokens") or 0)}
 
 
 # --- output lines ---------------------------------------------------------------------------
@@ -334,7 +376,11 @@ def answer(client: Any, task: Task, *, max_retries: int) -> dict[str, Any]:
         return _failed(task, "invalid_response", f"the response body is {type(body).__name__}, not a JSON object")
     response = {"status_code": raw.status_code, "request_id": raw.headers.get("x-request-id") or _request_id(),
                 "body": body}
-    return output_line(task.custom_id, response=response)  # what JSON cannot hold is replaced, and said so
+    line = output_line(task.custom_id, response=response)  # what JSON cannot hold is replaced, and said so
+    cost = cost_of(body)
+    if cost is not None:
+        line["cost"] = cost
+    return line
 
 
 def _failed(task: Task, code: str, message: str) -> dict[str, Any]:
@@ -387,7 +433,7 @@ class Interrupts:
 
 def run(client: Any, lines: Iterable[Line], writer: Writer, *, answered: Answered | None = None,
         model: str | None = None, concurrency: int = 4, max_retries: int = 2,
-        interrupts: Interrupts | None = None) -> Summary:
+        interrupts: Interrupts | None = None, costs: Costs | None = None) -> Summary:
     """Answer every input line not already in ``answered``, ``concurrency`` lines at a time.
 
     ``client`` is a wrapped ``openai.OpenAI`` client; ``model`` overrides each body's model.
@@ -406,7 +452,8 @@ def run(client: Any, lines: Iterable[Line], writer: Writer, *, answered: Answere
             record = answer(client, task, max_retries=max_retries)
         except BaseException as exc:  # noqa: BLE001 - answer() catches everything; this is a last guard
             record = _failed(task, "internal_error", f"{type(exc).__name__}: {exc}")
-        writer.write(record)
+        if writer.write(record) and costs is not None:
+            costs.add(record)
 
     try:
         for line in lines:
@@ -444,7 +491,7 @@ def run(client: Any, lines: Iterable[Line], writer: Writer, *, answered: Answere
     if writer.error is not None:
         raise writer.error
     return Summary(written=writer.written, failed=writer.failed, interrupted=interrupts.stop.is_set(),
-                   abandoned=sum(not f.done() for f in in_flight))
+                   abandoned=sum(not f.done() for f in in_flight), costs=costs)
 
 
 def _take(slots: threading.Semaphore, stop: threading.Event) -> bool:
@@ -496,13 +543,16 @@ def generate_main(
     input_file: BinaryIO, *, output: str, reranker: Any, base_url: str | None, api_key: str | None, n: int,
     model: str | None, concurrency: int, max_retries: int, resume: bool, overwrite: bool, quiet: bool,
     total: int | None, argv: Sequence[str], notify: Callable[[str], None],
+    fanning: Mapping[str, Any] | None = None,
 ) -> int:
     """Everything `rerank generate` does once its options are parsed; returns the exit code.
 
     Usage errors (nothing was done) raise ConfigError, or InputError for a damaged OUTPUT to
     resume. ``total`` (input lines, if known) feeds the ETA; ``argv`` (the command's arguments)
-    makes the resume hint told to ``notify`` after Ctrl-C. Raises AbandonedError when a second
-    Ctrl-C gave up on requests in flight (the caller should exit at once).
+    makes the resume hint told to ``notify`` after Ctrl-C. ``fanning``: more :func:`rerank.wrap`
+    options (``min_n``, ``max_n``, ``strategy``, ``max_tokens_total``). At the end a summary goes
+    to ``notify``: candidates requested and received, tokens spent. Raises AbandonedError when a
+    second Ctrl-C gave up on requests in flight (the caller should exit at once).
     """
     import openai
 
@@ -535,7 +585,9 @@ def generate_main(
             notify(f"resuming: {len(answered)} lines of {output} already answered, skipping them")
     try:
         client = wrap(openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=max_retries),
-                      n=n, reranker=reranker)
+                      n=n, reranker=reranker, **dict(fanning or {}))
+    except ConfigError:
+        raise
     except openai.OpenAIError as exc:
         raise ConfigError(str(exc)) from None
     progress = Progress("generate", total=max(total - len(answered), 0) if total is not None else None,
@@ -548,7 +600,8 @@ def generate_main(
     try:
         with Interrupts(notify) as interrupts:
             summary = run(client, read_lines(input_file), writer, answered=answered, model=model,
-                          concurrency=concurrency, max_retries=max_retries, interrupts=interrupts)
+                          concurrency=concurrency, max_retries=max_retries, interrupts=interrupts,
+                          costs=Costs())
     except OSError as exc:
         progress.close()
         shown = "stdout" if output == "-" else output
@@ -561,6 +614,8 @@ def generate_main(
         if output != "-":
             target.close()
     progress.close()
+    if summary.costs is not None and not quiet:
+        notify(summary.costs.summary())
     if summary.interrupted:
         lost = f"; {summary.abandoned} lines in flight were abandoned" if summary.abandoned else ""
         if output == "-":

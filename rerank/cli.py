@@ -393,6 +393,26 @@ def _count_lines(stream: BinaryIO) -> int | None:
 from .generate import MAX_CANDIDATES  # noqa: E402 - for `generate` below
 
 
+class _NOrAuto(click.ParamType):
+    """`rerank generate -n`: a whole number of candidates, or 'auto' (adaptive N)."""
+
+    name = "N|auto"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | str:
+        if value == "auto":
+            return "auto"
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is neither a whole number nor 'auto'", param, ctx)
+        if not 1 <= number <= MAX_CANDIDATES:
+            self.fail(f"{number} is not in the range 1 to {MAX_CANDIDATES}", param, ctx)
+        return number
+
+
+_N_OR_AUTO = _NOrAuto()
+
+
 @main.command("generate", epilog=EXIT_HELP)
 @click.argument("input_file", metavar="INPUT", type=click.File("rb"))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default="-",
@@ -401,8 +421,16 @@ from .generate import MAX_CANDIDATES  # noqa: E402 - for `generate` below
               help="OpenAI-compatible API, e.g. http://localhost:8000/v1 (default: $OPENAI_BASE_URL, else OpenAI).")
 @click.option("--api-key", envvar="OPENAI_API_KEY", metavar="KEY",
               help="API key (default: $OPENAI_API_KEY; a local server given by --base-url needs none).")
-@click.option("-n", "n", type=click.IntRange(1, MAX_CANDIDATES), default=4, show_default=True,
-              help="Candidates generated per request.")
+@click.option("-n", "n", type=_N_OR_AUTO, default="4", show_default=True,
+              help="Candidates generated per request, or 'auto': min-n first, topped up to max-n unless they agree.")
+@click.option("--min-n", type=click.IntRange(1, MAX_CANDIDATES), default=2, show_default=True,
+              help="With -n auto: candidates asked for first.")
+@click.option("--max-n", type=click.IntRange(1, MAX_CANDIDATES), default=8, show_default=True,
+              help="With -n auto: most candidates per request.")
+@click.option("--strategy", type=click.Choice(["best", "first-valid"]), default="best", show_default=True,
+              help="first-valid: answer with the first candidate that passes every gate.")
+@click.option("--max-tokens-total", type=click.IntRange(min=1), default=None, metavar="TOKENS",
+              help="Per request: stop topping up (-n auto) once this many tokens are spent.")
 @click.option("--model", "llm_model", metavar="NAME", help="Send every request to this model instead of its body's.")
 @click.option("-j", "--concurrency", type=click.IntRange(min=1), default=4, show_default=True,
               help="Input lines in flight at once (each fans out to its n candidates).")
@@ -413,7 +441,8 @@ from .generate import MAX_CANDIDATES  # noqa: E402 - for `generate` below
 @click.option("--overwrite", is_flag=True, help="Replace an OUTPUT that already holds answers.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 @scoring_options
-def generate(input_file: BinaryIO, output: str, base_url: str | None, api_key: str | None, n: int,
+def generate(input_file: BinaryIO, output: str, base_url: str | None, api_key: str | None, n: int | str,
+             min_n: int, max_n: int, strategy: str, max_tokens_total: int | None,
              llm_model: str | None, concurrency: int, max_retries: int, resume: bool, overwrite: bool,
              quiet: bool, **scoring: Any) -> None:
     """Answer every request of INPUT (OpenAI Batch API JSONL, or - for stdin) with the best of N.
@@ -434,6 +463,7 @@ def generate(input_file: BinaryIO, output: str, base_url: str | None, api_key: s
             model=llm_model, concurrency=concurrency, max_retries=max_retries, resume=resume,
             overwrite=overwrite, quiet=quiet, total=_count_lines(input_file), argv=sys.argv[1:],
             notify=_generate_notifier(quiet),
+            fanning={"min_n": min_n, "max_n": max_n, "strategy": strategy, "max_tokens_total": max_tokens_total},
         ))
     except (ConfigError, InputError) as exc:
         raise click.UsageError(str(exc)) from None

@@ -18,13 +18,11 @@ import asyncio
 import functools
 import inspect
 import json
-import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from .errors import ConfigError, GenerationError, InputError
-from .generate import DEFAULT_CONCURRENCY, check_options
+from .generate import DEFAULT_CONCURRENCY, afan_out, check_options, fan_out
 from .reranker import Reranker
 from .types import Candidate, Ranking, Request, ToolCall
 
@@ -115,36 +113,25 @@ def best_of(
     return decorate
 
 
+def _collector(results: list[Any], errors: list[BaseException]) -> Any:
+    """The ``done`` callback of a best_of fan-out: each value into ``results``, each Exception into ``errors``."""
+    def done(job: int, result: Any, error: Exception | None) -> list[int]:
+        if error is not None:
+            errors.append(error)
+        else:
+            results.append(result)
+        return []
+    return done
+
+
 def _run(make: Callable[[], Any], n: int, concurrency: int,
          deadline: float | None) -> tuple[list[Any], list[BaseException]]:
     """Call ``make`` n times from worker threads; results in completion order, and the errors."""
     results: list[Any] = []
     errors: list[BaseException] = []
-    start = time.monotonic()
-    pool = ThreadPoolExecutor(max_workers=min(n, concurrency), thread_name_prefix="rerank-best-of")
-    try:
-        pending: set[Future[Any]] = {pool.submit(make) for _ in range(n)}
-        while pending:
-            finished, pending = wait(pending, timeout=_left(start, deadline, results), return_when=FIRST_COMPLETED)
-            if not finished and results:
-                break
-            _sort_out(finished, results, errors)
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+    fan_out(range(n), lambda _: make(), _collector(results, errors), concurrency=min(n, concurrency),
+            deadline=deadline, have=lambda: bool(results))
     return results, errors
-
-
-def _sort_out(finished: Iterable[Any], results: list[Any], errors: list[BaseException]) -> None:
-    """Each finished future's or task's value into ``results``, its exception into ``errors``;
-    what is not an Exception (KeyboardInterrupt, SystemExit) is raised again."""
-    for done in finished:
-        error = done.exception()
-        if error is None:
-            results.append(done.result())
-        elif isinstance(error, Exception):
-            errors.append(error)
-        else:
-            raise error
 
 
 async def _gather(make: Callable[[], Any], n: int, concurrency: int,
@@ -152,32 +139,9 @@ async def _gather(make: Callable[[], Any], n: int, concurrency: int,
     """Await ``make()`` n times as tasks, at most ``concurrency`` at once; cancel the late ones."""
     results: list[Any] = []
     errors: list[BaseException] = []
-    start = time.monotonic()
-    slots = asyncio.Semaphore(concurrency)
-
-    async def one() -> Any:
-        async with slots:
-            return await make()
-
-    pending = {asyncio.ensure_future(one()) for _ in range(n)}
-    try:
-        while pending:
-            finished, pending = await asyncio.wait(pending, timeout=_left(start, deadline, results),
-                                                   return_when=asyncio.FIRST_COMPLETED)
-            if not finished and results:
-                break
-            _sort_out(finished, results, errors)
-    finally:
-        for task in pending:
-            task.cancel()
+    await afan_out(range(n), lambda _: make(), _collector(results, errors), concurrency=concurrency,
+                   deadline=deadline, have=lambda: bool(results))
     return results, errors
-
-
-def _left(start: float, deadline: float | None, results: list[Any]) -> float | None:
-    if deadline is None:
-        return None
-    left = deadline - (time.monotonic() - start)
-    return None if left <= 0 and not results else max(0.0, left)
 
 
 def _pick(option: Any, arguments: Mapping[str, Any], *, default: Callable[[Mapping[str, Any]], Any]) -> Any:
@@ -257,7 +221,7 @@ def _tool_call(value: Any) -> ToolCall:
             "id": _field(value, "id"),
             "function": {"name": _field(function, "name"), "arguments": _field(function, "arguments")},
         })
-    arguments: Any = next((a for a in (_field(value, k) for k in ("arguments", "args", "input")) if a is not None), {})
+    arguments = next((a for a in (_field(value, k) for k in ("arguments", "args", "input")) if a is not None), {})
     if not isinstance(arguments, str):
         arguments = json.dumps(arguments)
     name = _field(value, "name")

@@ -11,8 +11,12 @@ streams, raw responses and ``with_options`` copies as usual. Every other request
 - Usage is the sum over every request made; the ranking rides along in the body's ``rerank``
   field (read it with :func:`explain`) and in ``x-rerank-*`` response headers.
 - Per call, ``extra_body={"rerank": {"n": 8, "deadline": 2.0, "weights": {...}, "context": "..."}}``
-  or the headers ``x-rerank-n``, ``x-rerank-deadline``, ``x-rerank-weights`` (a JSON object)
-  override the options; they are removed before the upstream sees the request.
+  (also ``"n": "auto"``, ``min_n``, ``max_n``, ``top_up``, ``strategy``, ``max_tokens_total``)
+  or the headers ``x-rerank-n``, ``x-rerank-deadline``, ``x-rerank-weights`` (a JSON object),
+  ``x-rerank-strategy``, ``x-rerank-max-tokens-total`` override the options; they are checked
+  before anything is sent and removed before the upstream sees the request.
+- ``n="auto"`` and ``strategy="first-valid"`` run through :mod:`rerank.adaptive`; each
+  candidate's usage and the rounds run are in the ranking (``explain(r).generation``).
 - A request that already asks for several choices itself (``n > 1``) is passed through untouched.
 - When every candidate fails, the SDK raises what it would have raised for that failure.
 """
@@ -26,7 +30,8 @@ from typing import Any, Mapping, Sequence, TypeVar, cast
 import httpx2
 
 from .errors import ConfigError, GenerationError, InputError, SendError
-from .generate import DEFAULT_CONCURRENCY, Generation, agenerate, check_options, drop_unusable, generate
+from .adaptive import agenerate_rounds, generate_rounds
+from .generate import DEFAULT_CONCURRENCY, Generation, drop_unusable
 from .reranker import Reranker
 from .scorers.base import Scorer
 from .scorers.judge import LLMJudge
@@ -125,9 +130,9 @@ class RerankTransport(httpx2.BaseTransport):
                 raise SendError(f"{type(exc).__name__}: {exc}", upstream=exc) from exc
             return reply_of(call, response)
 
-        generation = generate(call.body, send, kind=call.kind, n=options.n, models=options.models,
-                              native_n=options.native_n, concurrency=options.concurrency,
-                              deadline=options.deadline)
+        agree, valid = self.selector.judges(call, options)
+        generation = generate_rounds(call.body, send, kind=call.kind, fanning=options.fanning(), agree=agree,
+                                     valid=valid)
         self.selector.learn(str(request.url), generation)
         drop_unusable(generation)
         if not generation.candidates:
@@ -160,9 +165,9 @@ class AsyncRerankTransport(httpx2.AsyncBaseTransport):
                 raise SendError(f"{type(exc).__name__}: {exc}", upstream=exc) from exc
             return reply_of(call, response)
 
-        generation = await agenerate(call.body, send, kind=call.kind, n=options.n, models=options.models,
-                                     native_n=options.native_n, concurrency=options.concurrency,
-                                     deadline=options.deadline)
+        agree, valid = self.selector.judges(call, options)
+        generation = await agenerate_rounds(call.body, send, kind=call.kind, fanning=options.fanning(),
+                                            agree=agree, valid=valid)
         self.selector.learn(str(request.url), generation)
         drop_unusable(generation)
         if not generation.candidates:
@@ -178,10 +183,11 @@ class AsyncRerankTransport(httpx2.AsyncBaseTransport):
 
 
 def wrap(
-    client: ClientT, *, n: int = 4, reranker: Reranker | None = None, models: Sequence[str] = (),
+    client: ClientT, *, n: int | str = 4, reranker: Reranker | None = None, models: Sequence[str] = (),
     concurrency: int = DEFAULT_CONCURRENCY, deadline: float | None = None, context: ContextOption = None,
     native_n: bool = True, judge: bool | Scorer = False, judge_model: str | None = None,
-    judge_weight: float = 2.0, **reranker_options: Any,
+    judge_weight: float = 2.0, min_n: int = 2, max_n: int = 8, top_up: str = "round",
+    strategy: str = "best", max_tokens_total: int | None = None, **reranker_options: Any,
 ) -> ClientT:
     """A copy of an ``openai.OpenAI`` / ``AsyncOpenAI`` client whose calls return the best of ``n``.
 
@@ -192,6 +198,16 @@ def wrap(
       (``scorers``, ``validators``, ``weights``, ``strict``, ``model``, ``auto_validators``).
       With ``strict=True`` a call whose candidates all fail validation raises
       AllCandidatesFailedError; otherwise the best is returned with ``all_failed`` set.
+    - ``n="auto"``: adaptive N. Ask for ``min_n`` candidates; stop when they agree by the task's
+      own notion (same tool calls, same JSON leaves, same probe outputs, same short final answer,
+      or close open text; :mod:`rerank.agreement`) and pass every gate; otherwise top up to
+      ``max_n`` in one more round (``top_up="round"``) or doubling (``top_up="double"``).
+      The ranking's ``generation`` says how many rounds ran and why they stopped.
+    - ``strategy="first-valid"``: ask for ``n`` at once and answer with the first candidate that
+      passes every gate, cancelling the rest where the client allows (async) or leaving them
+      unheard (sync); a stream starts as soon as that candidate is known.
+    - ``max_tokens_total``: a per-call token budget; once spent, adaptive N tops up no more.
+      Each candidate's usage is in the ranking (``explain(r).by_index()[i].usage``).
     - ``models``: spread the candidates over these models (round robin) instead of the call's.
     - ``concurrency``: most requests in flight at once, per call.
     - ``deadline``: seconds; pick among the candidates done by then (waiting for at least one).
@@ -213,21 +229,20 @@ def wrap(
             f"rerank.wrap takes an openai.OpenAI or openai.AsyncOpenAI client, got {type(client).__name__}; "
             "for other SDKs decorate the calling function with rerank.best_of"
         )
-    check_options(kind="chat", n=n, models=models, concurrency=concurrency, deadline=deadline)
+    options = Options.of(n=n, models=tuple(models) if not isinstance(models, str) else models,
+                         concurrency=concurrency, deadline=deadline, native_n=native_n, context=context,
+                         min_n=min_n, max_n=max_n, top_up=top_up, strategy=strategy,
+                         max_tokens_total=max_tokens_total)
     if reranker is not None and reranker_options:
         raise ConfigError(
             f"give either reranker= or reranker options ({', '.join(sorted(reranker_options))}), not both"
         )
-    if context is not None and not (isinstance(context, str) or callable(context)):
-        raise ConfigError(f"context must be a string or a function of the request body, got {context!r}")
     if judge:
         if reranker is not None:
             raise ConfigError("judge= goes with reranker options, not reranker=: give your Reranker "
                               "add_scorers=[(LLMJudge(client=..., model=...), weight)] instead")
         scorer = judge if isinstance(judge, Scorer) else LLMJudge(client=_sync_twin(client), model=judge_model)
         reranker_options["add_scorers"] = [*reranker_options.get("add_scorers", ()), (scorer, judge_weight)]
-    options = Options(n=n, models=tuple(models), concurrency=concurrency, deadline=deadline,
-                      native_n=native_n, context=context)
     selector = Selector(options, reranker=reranker, reranker_options=reranker_options)
     # The SDK keeps its HTTP client in `_client`; copy(http_client=...) is the public way back in.
     http_client = client._client
@@ -289,11 +304,12 @@ def ranking_from_dict(data: Mapping[str, Any]) -> Ranking:
             index=int(c["index"]), candidate=Candidate.coerce(c.get("message") or ""), rank=int(c["rank"]),
             score=float(c["score"]), components=dict(c["components"]), raw=dict(c["raw"]),
             checks=tuple(Check(k["validator"], bool(k["passed"]), k.get("message", "")) for k in c["checks"]),
+            usage=c.get("usage"),
         )
         for c in data["candidates"]
     ]
     return Ranking(
         candidates=tuple(sorted(scored, key=lambda c: c.rank)), profile=str(data.get("profile", "default")),
         weights=dict(data.get("weights") or {}), failures=tuple(data.get("failures") or ()),
-        spent=dict(data.get("spent") or {}),
+        spent=dict(data.get("spent") or {}), generation=dict(data.get("generation") or {}),
     )

@@ -40,7 +40,7 @@ __all__ = ["Fault", "Recorded", "Server", "serve"]
 
 NMode = Literal["honour", "ignore", "reject"]
 N_MODES: tuple[str, ...] = ("honour", "ignore", "reject")
-FaultKind = Literal["status", "bad-body", "body", "slow"]
+FaultKind = Literal["status", "bad-body", "body", "slow", "hold"]
 HOST = "127.0.0.1"
 
 
@@ -51,7 +51,8 @@ class Fault:
     ``kind``: ``"status"`` answers with HTTP ``status`` and an OpenAI-shaped error body;
     ``"bad-body"`` answers 200 with a body that is not JSON; ``"body"`` answers 200 with the
     given ``body`` bytes (a scripted hostile answer); ``"slow"`` waits ``seconds`` more before
-    answering normally. It applies to the generation requests numbered in ``requests``
+    answering normally; ``"hold"`` waits until ``release`` (a ``threading.Event``) is set, at
+    most ``seconds`` (30 when 0), then answers normally: a slow candidate a test controls. It applies to the generation requests numbered in ``requests``
     (0-based, in arrival order), to those for which ``when(body)`` is true, to a seeded random
     ``fraction`` of them; or, given none of these, to every request.
     """
@@ -64,10 +65,13 @@ class Fault:
     when: Callable[[Mapping[str, Any]], bool] | None = None
     fraction: float | None = None
     seed: int = 0
+    release: threading.Event | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in ("status", "bad-body", "body", "slow"):
-            raise ConfigError(f"unknown fault kind {self.kind!r}: use status, bad-body, body or slow")
+        if self.kind not in ("status", "bad-body", "body", "slow", "hold"):
+            raise ConfigError(f"unknown fault kind {self.kind!r}: use status, bad-body, body, slow or hold")
+        if self.kind == "hold" and self.release is None:
+            raise ConfigError("a hold fault needs release=threading.Event(): the answer waits until it is set")
         if self.kind == "status" and not 400 <= self.status <= 599:
             raise ConfigError(f"a status fault needs an error status (400-599), got {self.status}")
         if self.fraction is not None and not 0 <= self.fraction <= 1:
@@ -133,7 +137,8 @@ class Server:
     """A running test server; use it as a context manager (or call ``close()``).
 
     ``base_url`` is what an OpenAI client takes (ending in ``/v1``); ``requests`` lists every
-    request received; ``generation_requests`` counts the chat/responses ones.
+    request received; ``generation_requests`` counts the chat/responses ones, ``answered`` those
+    answered so far.
     """
 
     def __init__(
@@ -158,6 +163,7 @@ class Server:
         self.model = model
         self.requests: list[Recorded] = []
         self.generation_requests = 0
+        self.answered = 0
         self._lock = threading.Lock()
         self._httpd = _HTTPServer((HOST, port), _handler(self))
         self._httpd.daemon_threads = True
@@ -219,6 +225,17 @@ class Server:
             return _error(400, "the request body must be a JSON object", "invalid_request_error")
         faults = [f for f in self.faults if f.applies(number, body)]
         time.sleep(self.latency + sum(f.seconds for f in faults if f.kind == "slow"))
+        for fault in faults:
+            if fault.kind == "hold" and fault.release is not None:
+                fault.release.wait(fault.seconds or 30.0)
+        try:
+            return self._answer(kind, body, number, faults)
+        finally:
+            with self._lock:
+                self.answered += 1
+
+    def _answer(self, kind: Kind, body: dict[str, Any], number: int,
+                faults: Sequence[Fault]) -> tuple[int, str, bytes]:
         for fault in faults:
             if fault.kind == "status":
                 return _error(fault.status, f"injected error {fault.status} on request {number}", "server_error")

@@ -162,6 +162,8 @@ class ScoredCandidate:
     components: Mapping[str, float]
     raw: Mapping[str, float]
     checks: tuple[Check, ...] = ()
+    usage: Mapping[str, Any] | None = None
+    """What generating this candidate cost, as the API reported it (its share of a response with several choices)."""
 
     @property
     def passed(self) -> bool:
@@ -170,7 +172,7 @@ class ScoredCandidate:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON shape used by the CLI and attached to middleware responses."""
-        return {
+        out = {
             "index": self.index,
             "rank": self.rank,
             "score": round(self.score, 6),
@@ -179,6 +181,9 @@ class ScoredCandidate:
             "raw": {k: round(v, 6) for k, v in self.raw.items()},
             "checks": [c.to_dict() for c in self.checks],
         }
+        if self.usage is not None:
+            out["usage"] = dict(self.usage)
+        return out
 
 
 @dataclass(frozen=True)
@@ -194,6 +199,9 @@ class Ranking:
     """Seconds each scorer and validator took on this pool."""
     spent: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """What scorers that call a model (the judge) spent: ``{name: {"calls", "usage", "failures"}}``."""
+    generation: Mapping[str, Any] = field(default_factory=dict)
+    """How the candidates were generated, when rerank generated them: requests, candidates, tokens,
+    adaptive rounds and why generation stopped (see :func:`rerank.wire.ledger`)."""
 
     @property
     def best(self) -> ScoredCandidate:
@@ -237,6 +245,8 @@ class Ranking:
             out["failures"] = list(self.failures)
         if self.spent:
             out["spent"] = {name: dict(value) for name, value in self.spent.items()}
+        if self.generation:
+            out["generation"] = dict(self.generation)
         return out
 
 

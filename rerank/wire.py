@@ -32,7 +32,7 @@ KINDS: tuple[Kind, ...] = ("chat", "responses")
 URLS: dict[str, Kind] = {"/v1/chat/completions": "chat", "/v1/responses": "responses"}
 """The API paths answered with the best of N, and the API kind each one is."""
 
-OVERRIDE_KEYS = ("n", "deadline", "weights", "context")
+OVERRIDE_KEYS = ("n", "deadline", "weights", "context", "min_n", "max_n", "top_up", "strategy", "max_tokens_total")
 HEADER_PREFIX = "x-rerank-"
 WIRE_HEADERS = {"content-length", "content-encoding", "transfer-encoding"}
 """Headers that describe a body as it went over the wire; a rebuilt body gets its own."""
@@ -118,9 +118,12 @@ def read_overrides(extra: Any, header: Callable[[str], str | None]) -> dict[str,
                 f'extra_body "rerank" must be an object with keys among {", ".join(OVERRIDE_KEYS)}, got {extra!r}'
             )
         found.update(extra)
-    for key in ("n", "deadline", "weights"):
-        raw = header(f"{HEADER_PREFIX}{key}")
+    for key in ("n", "deadline", "weights", "strategy", "max_tokens_total"):
+        raw = header(f"{HEADER_PREFIX}{key.replace('_', '-')}")
         if raw is None:
+            continue
+        if raw.strip() in ("auto", "best", "first-valid"):  # the words these options take, unquoted
+            found[key] = raw.strip()
             continue
         try:
             found[key] = json.loads(raw)
@@ -297,6 +300,47 @@ def response_message(output: Sequence[Any]) -> dict[str, Any]:
     return {"content": "".join(texts) if texts else None, "tool_calls": calls}
 
 
+def split_usage(usage: Any, parts: int) -> list[Any]:
+    """``usage`` shared evenly by ``parts`` candidates (one response holding that many choices).
+
+    Whole token counts are split into whole shares that add up to the count exactly; a total
+    that was the sum of input and output tokens stays that sum in every share.
+    """
+    if parts <= 1 or not isinstance(usage, Mapping):
+        return [usage] * max(parts, 0)
+    shares: list[dict[str, Any]] = [{} for _ in range(parts)]
+    for key, value in usage.items():
+        if isinstance(value, Mapping):
+            for share, part in zip(shares, split_usage(value, parts)):
+                share[key] = part
+        elif isinstance(value, int) and not isinstance(value, bool):
+            for i, share in enumerate(shares):
+                share[key] = (i + 1) * value // parts - i * value // parts
+        elif isinstance(value, float):
+            for share in shares:
+                share[key] = value / parts
+        else:
+            for share in shares:
+                share[key] = value
+    for parts_of in (("prompt_tokens", "completion_tokens"), ("input_tokens", "output_tokens")):
+        if isinstance(usage.get("total_tokens"), int) and all(isinstance(usage.get(k), int) for k in parts_of) \
+                and usage["total_tokens"] == sum(usage[k] for k in parts_of):
+            for share in shares:
+                share["total_tokens"] = sum(share[k] for k in parts_of)
+    return shares
+
+
+def tokens_of(usage: Any) -> int:
+    """The total tokens a usage object counts (``total_tokens``, else input plus output)."""
+    if not isinstance(usage, Mapping):
+        return 0
+    total = usage.get("total_tokens")
+    if isinstance(total, int) and not isinstance(total, bool):
+        return total
+    return sum(v for k in ("prompt_tokens", "completion_tokens", "input_tokens", "output_tokens")
+               if isinstance(v := usage.get(k), int) and not isinstance(v, bool))
+
+
 def add_usage(total: Any, usage: Any) -> Any:
     """The field-by-field sum of two usage objects (nested token details included)."""
     if usage is None:
@@ -338,8 +382,38 @@ def explanation(ranking: Ranking, generation: "Generation") -> dict[str, Any]:
         entry["message"] = generated.message
         if generated.model:
             entry["model"] = generated.model
+        if generated.usage is not None:
+            entry["usage"] = generated.usage
+        entry["request"] = generated.request
+        if generation.rounds:
+            entry["round"] = generated.round
     out["failures"] = list(ranking.failures)
     out["requests"] = generation.requests
+    out["generation"] = ledger(generation)
+    return out
+
+
+def ledger(generation: "Generation") -> dict[str, Any]:
+    """What a call's generation cost and how it went: requests, candidates, tokens, rounds, why it stopped.
+
+    ``lost_usage`` is what failed and unusable candidates spent (their usage plus every ranked
+    candidate's adds up to the usage summed over every request).
+    """
+    lost = None
+    for failure in generation.failures:
+        lost = add_usage(lost, failure.usage)
+    out: dict[str, Any] = {
+        "requests": generation.requests,
+        "candidates": len(generation.candidates),
+        "failed": sum(f.count for f in generation.failures),
+        "tokens": tokens_of(generation.usage),
+    }
+    if lost is not None:
+        out["lost_usage"] = lost
+    if generation.rounds:
+        out["rounds"] = list(generation.rounds)
+    if generation.stop:
+        out["stop"] = generation.stop
     return out
 
 
