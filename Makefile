@@ -15,7 +15,7 @@ $(BIN)/python:
 # torch first and pinned: 2.13.0 has a CPU wheel; an unpinned one pulls gigabytes of CUDA packages.
 $(VENV)/.installed: $(BIN)/python pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[test]' $(foreach p,$(PLUGINS),$(if $(wildcard $(p)/pyproject.toml),-e $(p)))
+	$(BIN)/pip install --quiet -e '.[test,integrations]' $(foreach p,$(PLUGINS),$(if $(wildcard $(p)/pyproject.toml),-e $(p)))
 	$(BIN)/pip install --quiet -e '.[ray]'  # rerank.ray and --ray: tests/test_ray.py runs them on a local cluster
 	touch $@
 
