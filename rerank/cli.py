@@ -254,17 +254,22 @@ def score(input_file: BinaryIO, output: str, fmt: str, max_candidates: int, quie
     listed in the line's "replaced".
     """
     _refuse_same_file(input_file, output)
+    total = _count_lines(input_file)
+    if total == 0:
+        raise Refused(f"{_shown(input_file)} is empty: nothing to rank (each line: "
+                      '{"id", "query", "candidates": [...]})')
     reranker = build_reranker(**scoring)
     target = _open_output(output)
-    total = _count_lines(input_file)
     progress = Progress("score", total=total, enabled=not quiet)
     failed = written = 0
+    gates = GateTally()
     from .warm import warmed
 
     try:
         for line in warmed(reranker, read_lines(input_file), pools_of(max_candidates)):
             result = score_line(reranker, line, max_candidates=max_candidates)
             failed += "error" in result
+            gates.add(result)
             candidates = (line.value or {}).get("candidates")
             data = encode_line(result) if fmt == "jsonl" else format_table(
                 result, candidates if isinstance(candidates, list) else None).encode("utf-8", "backslashreplace")
@@ -283,7 +288,48 @@ def score(input_file: BinaryIO, output: str, fmt: str, max_candidates: int, quie
         if output != "-":
             target.close()
     progress.close()
+    if not written:
+        raise Refused(f"{_shown(input_file)} holds no lines: nothing was ranked")
+    if gates.warning():
+        click.echo(f"rerank score: warning: {gates.warning()}", err=True)
     sys.exit(EXIT_SOME_FAILED if failed else EXIT_OK)
+
+
+def _shown(input_file: BinaryIO) -> str:
+    name = getattr(input_file, "name", "-")
+    return "stdin" if name in ("-", "<stdin>") or not isinstance(name, str) else name
+
+
+class GateTally:
+    """Counts the pools whose every candidate failed validation, and which validators failed."""
+
+    def __init__(self) -> None:
+        self.ranked = 0
+        self.all_failed = 0
+        self.failures: dict[str, int] = {}
+        self.checked: dict[str, int] = {}
+
+    def add(self, result: dict[str, Any]) -> None:
+        """Count one output line; error lines (also --strict's, which say so) are left out."""
+        if "error" in result:
+            return
+        self.ranked += 1
+        self.all_failed += bool(result.get("all_failed"))
+        for candidate in result["candidates"]:
+            for check in candidate["checks"]:
+                self.checked[check["validator"]] = self.checked.get(check["validator"], 0) + 1
+                if not check["passed"]:
+                    self.failures[check["validator"]] = self.failures.get(check["validator"], 0) + 1
+
+    def warning(self) -> str | None:
+        """What to tell when every candidate of every ranked pool failed a gate, else None."""
+        if not self.ranked or self.all_failed < self.ranked:
+            return None
+        failing = ", ".join(f"{name} failed {count} of {self.checked[name]} candidates"
+                            for name, count in sorted(self.failures.items(), key=lambda kv: -kv[1]))
+        pools = "the pool" if self.ranked == 1 else f"all {self.ranked} pools"
+        return (f"every candidate of {pools} failed validation ({failing}), so no winner passed a gate; "
+                "does the validator fit these pools? (python checks code answers, json JSON answers)")
 
 
 @main.command("fit")
@@ -694,6 +740,22 @@ def _path(output: Any) -> str:
 _on_ray(score, _score_on_ray)
 _on_ray(generate, _generate_on_ray)
 
+
+
+# --- exit codes in every command's --help (score and generate take exits.HELP where they are defined) ---
+
+EXIT_HELPS = {
+    "fit": "Exit codes: 0 the weights file was written; 2 usage error, nothing written (no usable pool, "
+           "an unreadable LABELLED, an OUTPUT that cannot be written).",
+    "plugins": "Exit codes: 0 every plugin loads; 1 a plugin cannot be loaded (its row says why).",
+    "prepare": "Exit codes: 0 the backend is ready; 2 usage error (not a model directory, the backend "
+               "cannot be built).",
+    "serve": "Exit codes: 0 stopped by SIGTERM or Ctrl-C (in-flight requests drained); 2 usage error, "
+             "nothing served (bad option, unknown scorer or validator, no sandbox for one that needs it).",
+}
+for _name, _epilog in EXIT_HELPS.items():
+    if _name in main.commands and not main.commands[_name].epilog:
+        main.commands[_name].epilog = _epilog
 
 if __name__ == "__main__":
     main()
