@@ -19,7 +19,15 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml $(wildcard plugins/*/pyproject.
 	$(BIN)/pip install --quiet -e '.[ray]'  # rerank.ray and --ray: tests/test_ray.py runs them on a local cluster
 	touch $@
 
-setup: $(VENV)/.installed
+# LlamaIndex's OpenAI LLM requires openai<3 and rerank openai>=3: it gets a venv of its own, from which
+# tests/test_integrations.py calls `rerank serve` as LlamaIndex users would (~300 MB, no torch).
+LLAMAINDEX := .venv-llamaindex
+$(LLAMAINDEX)/.installed:
+	$(PYTHON) -m venv $(LLAMAINDEX)
+	$(LLAMAINDEX)/bin/pip install --quiet 'llama-index-llms-openai>=0.8,<0.9'
+	touch $@
+
+setup: $(VENV)/.installed $(LLAMAINDEX)/.installed
 
 demo: setup
 	$(BIN)/rerank score examples/pools.jsonl --format table -q
@@ -32,4 +40,4 @@ bench: setup
 	$(BIN)/python benchmarks/quality.py
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(LLAMAINDEX)

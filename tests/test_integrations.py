@@ -9,13 +9,16 @@ pinned too (one request, no ranking), so the README's warnings stay true.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import subprocess
 from typing import Any, Iterator
 
 import pytest
 from openai import AsyncOpenAI, OpenAI
 
 import rerank
+from conftest import REPO
 from conftest_server import ANSWERS, MESSAGES, QUESTION
 from rerank.testing import Server, serve
 
@@ -218,17 +221,30 @@ def test_litellm_handler_refuses_an_unwrapped_client(litellm: Any, upstream: Ser
 
 # --- LlamaIndex ---------------------------------------------------------------------------------
 
+LLAMAINDEX_PYTHON = REPO / ".venv-llamaindex" / "bin" / "python"
 
-def test_llamaindex_openai_llm() -> None:
-    """LlamaIndex's OpenAI LLM cannot share an environment with rerank: see the README."""
+
+def test_llamaindex_openai_llm_through_the_proxy(upstream: Server, winner: str) -> None:
+    """llama-index-llms-openai requires openai<3, rerank openai>=3: they cannot share an environment,
+    so LlamaIndex runs from its own (.venv-llamaindex, built by make setup) against `rerank serve`."""
+    if not LLAMAINDEX_PYTHON.exists():
+        reason = (f"{LLAMAINDEX_PYTHON} is missing (make setup builds it): LlamaIndex's OpenAI LLM requires "
+                  "openai<3 and cannot be installed beside rerank")
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from rerank.serve import Background, ServeConfig
+
+    proxy = Background(ServeConfig(upstream=upstream.base_url, n=N))
     try:
-        from llama_index.llms.openai import OpenAI as LlamaOpenAI  # noqa: F401
-    except ImportError:
-        pytest.skip("llama-index-llms-openai (0.8.3, the latest) requires openai<3; rerank needs openai>=3 "
-                    "(httpx2), so it is not installed here. LlamaIndex reaches rerank through `rerank serve` "
-                    "from its own environment (api_base=the proxy)")
-    import openai
-
-    if int(openai.__version__.split(".")[0]) < 3:
-        pytest.fail(f"installing LlamaIndex downgraded openai to {openai.__version__}")
-    pytest.fail("llama-index-llms-openai now installs beside openai 3: add its test (http_client=wrapped._client)")
+        before = upstream.generation_requests
+        done = subprocess.run([str(LLAMAINDEX_PYTHON), str(REPO / "tests" / "llamaindex_client.py"), proxy.base_url,
+                               QUESTION], capture_output=True, text=True, timeout=240)
+        requests = upstream.generation_requests - before
+    finally:
+        proxy.close()
+    assert done.returncode == 0, done.stderr[-3000:]
+    answers = json.loads(done.stdout)
+    assert requests == 3 * N  # chat, complete, stream_chat: each the best of N
+    assert answers["chat"] == answers["complete"] == answers["stream"] == winner
+    assert rerank.explain(answers["raw"]).best.candidate.content == winner
