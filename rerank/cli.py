@@ -17,7 +17,7 @@ import click
 from .embeddings import BACKENDS, DEFAULT_BACKEND
 from .errors import AllCandidatesFailedError, ConfigError, InputError, SandboxError
 from .ask import ASK_EXIT_HELP
-from .exits import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WRITE_FAILED, HELP as EXIT_HELP
+from .exits import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WRITE_FAILED, HELP as EXIT_HELP
 from .jsonl import Line, encode_line, read_lines, same_file, write_error, write_whole
 from .progress import Progress
 from .types import Ranking
@@ -630,6 +630,9 @@ def ask_command(prompt: str, n: int, llm_model: str, base_url: str | None, api_k
     except (openai.OpenAIError, RerankError) as exc:
         click.echo(f"rerank ask: no answer: {exc}", err=True)
         sys.exit(EXIT_SOME_FAILED)
+    except KeyboardInterrupt:
+        click.echo("\nrerank ask: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     if not text.endswith("\n"):
         click.echo()
     if show_ranking:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from typing import Iterator
 
 import pytest
@@ -106,3 +108,19 @@ def test_help_lists_the_exit_codes() -> None:
     result = CliRunner().invoke(main, ["ask", "--help"])
     assert result.exit_code == 0
     assert "Exit codes: 0 answered; 1 no answer" in " ".join(result.output.split())
+
+
+def test_ctrl_c_exits_130() -> None:
+    with serve(candidates=ANSWERS, latency=30) as server:
+        process = subprocess.Popen([sys.executable, "-m", "rerank.cli", "ask", QUESTION, "--base-url", server.base_url],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 240
+            while not server.requests and time.monotonic() < deadline:  # wait until the question is out
+                time.sleep(0.1)
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=60)
+        finally:
+            process.kill()
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr
