@@ -576,7 +576,7 @@ def serve(upstream: str, host: str, port: int, n: int, max_n: int, llm_models: t
 @click.argument("prompt")
 @click.option("-n", "n", type=click.IntRange(1, MAX_CANDIDATES), default=4, show_default=True,
               help="Candidates generated.")
-@click.option("--model", "llm_model", envvar="RERANK_MODEL", default="gpt-4o-mini", show_default=True,
+@click.option("--model", "llm_model", envvar="RERANK_MODEL", default="gpt-4o-mini",
               metavar="NAME", help="The model to ask (default: $RERANK_MODEL, else gpt-4o-mini).")
 @click.option("--base-url", envvar="OPENAI_BASE_URL", metavar="URL",
               help="OpenAI-compatible API, e.g. http://localhost:8000/v1 (default: $OPENAI_BASE_URL, else OpenAI).")
