@@ -625,7 +625,9 @@ def ask_command(prompt: str, n: int, llm_model: str, base_url: str | None, api_k
         sys.exit(EXIT_SOME_FAILED)
     except openai.APIStatusError as exc:
         hint = " (check OPENAI_API_KEY or --api-key)" if exc.status_code in (401, 403) else ""
-        click.echo(f"rerank ask: {where} answered {exc.status_code}: {exc.message}{hint}", err=True)
+        body = exc.body if isinstance(exc.body, dict) else {}
+        message = body.get("message") or exc.message  # the SDK's own message repeats the status
+        click.echo(f"rerank ask: {where} answered {exc.status_code}: {message}{hint}", err=True)
         sys.exit(EXIT_SOME_FAILED)
     except (openai.OpenAIError, RerankError) as exc:
         click.echo(f"rerank ask: no answer: {exc}", err=True)
