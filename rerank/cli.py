@@ -16,6 +16,7 @@ from typing import Any, BinaryIO, Callable, Iterable
 import click
 
 from .embeddings import BACKENDS, DEFAULT_BACKEND
+from .ask import ASK_EXIT_HELP
 from .errors import AbandonedError, AllCandidatesFailedError, ConfigError, InputError, SandboxError
 from .exits import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WRITE_FAILED, HELP as EXIT_HELP
 from .jsonl import Line, encode_line, read_lines, same_file, write_error, write_whole
@@ -172,22 +173,41 @@ def pools_of(max_candidates: int = DEFAULT_MAX_CANDIDATES) -> Any:
     return pool_of
 
 
+SIGNALS_WIDTH = 64
+"""`--format table`: the width of the signals column."""
+
+
+def _signals(components: dict[str, float], width: int) -> str:
+    """``name=+0.12`` pairs, the largest first, as many whole ones as fit, then ``+K more``."""
+    pairs = [f"{k}={v:+.2f}" for k, v in sorted(components.items(), key=lambda kv: -abs(kv[1]))]
+    shown: list[str] = []
+    for number, pair in enumerate(pairs):
+        rest = len(pairs) - number - 1
+        more = f" +{rest} more" if rest else ""
+        if len(" ".join([*shown, pair]) + more) > width:
+            shown.append(f"+{len(pairs) - number} more")
+            break
+        shown.append(pair)
+    return " ".join(shown)
+
+
 def format_table(result: dict[str, Any], candidates: list[Any] | None) -> str:
-    """A readable ranking of one pool: rank, index, total, gate, top components, text preview."""
+    """A readable ranking of one pool: rank (0 is the best, as in the JSON), index, total, gate,
+    the largest signals (each number whole), text preview."""
     if "error" in result and "candidates" not in result:
         return f"== {result.get('id')}: ERROR {result['error']}\n"
     head = f"== {result['id']}  profile={result['profile']}  best=#{result['best_index']}"
     if result.get("all_failed"):
         head += "  (every candidate failed validation)"
-    rows = [head, f"{'rank':>4} {'#':>2} {'score':>7}  gate  {'signals':<64} text"]
+    rows = [head, f"{'rank':>4} {'#':>2} {'score':>7}  gate  {'signals':<{SIGNALS_WIDTH}} text"]
     for c in sorted(result["candidates"], key=lambda c: c["rank"]):
-        signals = " ".join(f"{k}={v:+.2f}" for k, v in c["components"].items())[:64]
+        signals = _signals(c["components"], SIGNALS_WIDTH)
         failed = [k["message"] for k in c["checks"] if not k["passed"]]
         raw = candidates[c["index"]] if candidates else ""
         text = raw if isinstance(raw, str) else (raw.get("content") or json.dumps(raw.get("tool_calls")))
         preview = " ".join(str(text).split())[:48]
         gate = "fail" if failed else ("pass" if c["checks"] else "-")
-        rows.append(f"{c['rank'] + 1:>4} {c['index']:>2} {c['score']:>7.2f}  {gate:<4}  {signals:<64} {preview}")
+        rows.append(f"{c['rank']:>4} {c['index']:>2} {c['score']:>7.2f}  {gate:<4}  {signals:<{SIGNALS_WIDTH}} {preview}")
         rows += [f"{'':>24}! {m[:100]}" for m in failed]
     return "\n".join(rows) + "\n"
 
@@ -235,17 +255,22 @@ def score(input_file: BinaryIO, output: str, fmt: str, max_candidates: int, quie
     listed in the line's "replaced".
     """
     _refuse_same_file(input_file, output)
+    total = _count_lines(input_file)
+    if total == 0:
+        raise Refused(f"{_shown(input_file)} is empty: nothing to rank (each line: "
+                      '{"id", "query", "candidates": [...]})')
     reranker = build_reranker(**scoring)
     target = _open_output(output)
-    total = _count_lines(input_file)
     progress = Progress("score", total=total, enabled=not quiet)
     failed = written = 0
+    gates = GateTally()
     from .warm import warmed
 
     try:
         for line in warmed(reranker, read_lines(input_file), pools_of(max_candidates)):
             result = score_line(reranker, line, max_candidates=max_candidates)
             failed += "error" in result
+            gates.add(result)
             candidates = (line.value or {}).get("candidates")
             data = encode_line(result) if fmt == "jsonl" else format_table(
                 result, candidates if isinstance(candidates, list) else None).encode("utf-8", "backslashreplace")
@@ -264,7 +289,48 @@ def score(input_file: BinaryIO, output: str, fmt: str, max_candidates: int, quie
         if output != "-":
             target.close()
     progress.close()
+    if not written:
+        raise Refused(f"{_shown(input_file)} holds no lines: nothing was ranked")
+    if gates.warning():
+        click.echo(f"rerank score: warning: {gates.warning()}", err=True)
     sys.exit(EXIT_SOME_FAILED if failed else EXIT_OK)
+
+
+def _shown(input_file: BinaryIO) -> str:
+    name = getattr(input_file, "name", "-")
+    return "stdin" if name in ("-", "<stdin>") or not isinstance(name, str) else name
+
+
+class GateTally:
+    """Counts the pools whose every candidate failed validation, and which validators failed."""
+
+    def __init__(self) -> None:
+        self.ranked = 0
+        self.all_failed = 0
+        self.failures: dict[str, int] = {}
+        self.checked: dict[str, int] = {}
+
+    def add(self, result: dict[str, Any]) -> None:
+        """Count one output line; error lines (also --strict's, which say so) are left out."""
+        if "error" in result:
+            return
+        self.ranked += 1
+        self.all_failed += bool(result.get("all_failed"))
+        for candidate in result["candidates"]:
+            for check in candidate["checks"]:
+                self.checked[check["validator"]] = self.checked.get(check["validator"], 0) + 1
+                if not check["passed"]:
+                    self.failures[check["validator"]] = self.failures.get(check["validator"], 0) + 1
+
+    def warning(self) -> str | None:
+        """What to tell when every candidate of every ranked pool failed a gate, else None."""
+        if not self.ranked or self.all_failed < self.ranked:
+            return None
+        failing = ", ".join(f"{name} failed {count} of {self.checked[name]} candidates"
+                            for name, count in sorted(self.failures.items(), key=lambda kv: -kv[1]))
+        pools = "the pool" if self.ranked == 1 else f"all {self.ranked} pools"
+        return (f"every candidate of {pools} failed validation ({failing}), so no winner passed a gate; "
+                "does the validator fit these pools? (python checks code answers, json JSON answers)")
 
 
 @main.command("fit")
@@ -553,6 +619,81 @@ def serve(upstream: str, host: str, port: int, n: int, max_n: int, llm_models: t
     run(config, host=host, port=port, workers=workers, graceful_timeout=graceful_timeout)
 
 
+# --- rerank ask: one best-of-N answer from the shell (the logic is in rerank/ask.py) ----------------
+
+
+@main.command("ask", epilog=ASK_EXIT_HELP)
+@click.argument("prompt")
+@click.option("-n", "n", type=click.IntRange(1, MAX_CANDIDATES), default=4, show_default=True,
+              help="Candidates generated.")
+@click.option("--model", "llm_model", envvar="RERANK_MODEL", default="gpt-4o-mini",
+              metavar="NAME", help="The model to ask (default: $RERANK_MODEL, else gpt-4o-mini).")
+@click.option("--base-url", envvar="OPENAI_BASE_URL", metavar="URL",
+              help="OpenAI-compatible API, e.g. http://localhost:8000/v1 (default: $OPENAI_BASE_URL, else OpenAI).")
+@click.option("--api-key", envvar="OPENAI_API_KEY", metavar="KEY",
+              help="API key (default: $OPENAI_API_KEY; a local server given by --base-url needs none).")
+@click.option("--system", metavar="TEXT", help="A system message sent before the prompt.")
+@click.option("--explain", "show_ranking", is_flag=True,
+              help="Write the ranking (every candidate, its score and signals) to stderr.")
+@click.option("--max-retries", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Retries of a failed request (rate limits, 5xx, connection errors).")
+@scoring_options
+def ask_command(prompt: str, n: int, llm_model: str, base_url: str | None, api_key: str | None,
+                system: str | None, show_ranking: bool, max_retries: int, **scoring: Any) -> None:
+    """Ask PROMPT (or - to read it from stdin) N times and stream the best answer to stdout.
+
+    rerank ask "Explain BM25 in two sentences." -n 4 --explain
+    """
+    import openai
+
+    from .ask import messages_of, stream_best
+    from .errors import RerankError
+    from .middleware import wrap
+
+    if prompt == "-":
+        prompt = sys.stdin.read()
+    if not prompt.strip():
+        raise Refused("the prompt is empty: give it as an argument, or pipe it in with -")
+    if not api_key:
+        if not base_url:
+            raise Refused("no API key: set OPENAI_API_KEY or pass --api-key "
+                          "(for a local server that needs none, pass --base-url)")
+        api_key = "none"  # local servers (vLLM, llama.cpp, Ollama) take any key
+    reranker = build_reranker(**scoring)
+    client = wrap(openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=max_retries), n=n,
+                  reranker=reranker)
+    where = base_url or str(client.base_url)
+
+    def write(piece: str) -> None:
+        click.echo(piece, nl=False)
+        sys.stdout.flush()
+
+    try:
+        text, ranking = stream_best(client, model=llm_model, messages=messages_of(prompt, system), write=write)
+    except openai.APIConnectionError as exc:
+        click.echo(f"rerank ask: cannot reach {where}: {exc.__cause__ or exc}", err=True)
+        sys.exit(EXIT_SOME_FAILED)
+    except openai.APIStatusError as exc:
+        hint = " (check OPENAI_API_KEY or --api-key)" if exc.status_code in (401, 403) else ""
+        body = exc.body if isinstance(exc.body, dict) else {}
+        message = body.get("message") or exc.message  # the SDK's own message repeats the status
+        click.echo(f"rerank ask: {where} answered {exc.status_code}: {message}{hint}", err=True)
+        sys.exit(EXIT_SOME_FAILED)
+    except (openai.OpenAIError, RerankError) as exc:
+        click.echo(f"rerank ask: no answer: {exc}", err=True)
+        sys.exit(EXIT_SOME_FAILED)
+    except KeyboardInterrupt:
+        click.echo("\nrerank ask: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    if not text.endswith("\n"):
+        click.echo()
+    if show_ranking:
+        candidates = [c.candidate.to_message() for c in ranking.by_index()]
+        result = {"id": "ask", **ranking.to_dict()}
+        click.echo(format_table(result, candidates), err=True, nl=False)
+    sys.exit(EXIT_OK)
+
+
 # --- `--ray [ADDRESS]`: score and generate as a Ray Data job (rerank.ray; needs `rerank[ray]`) ----
 
 
@@ -654,6 +795,22 @@ def _path(output: Any) -> str:
 _on_ray(score, _score_on_ray)
 _on_ray(generate, _generate_on_ray)
 
+
+
+# --- exit codes in every command's --help (score and generate take exits.HELP where they are defined) ---
+
+EXIT_HELPS = {
+    "fit": "Exit codes: 0 the weights file was written; 2 usage error, nothing written (no usable pool, "
+           "an unreadable LABELLED, an OUTPUT that cannot be written).",
+    "plugins": "Exit codes: 0 every plugin loads; 1 a plugin cannot be loaded (its row says why).",
+    "prepare": "Exit codes: 0 the backend is ready; 2 usage error (not a model directory, the backend "
+               "cannot be built).",
+    "serve": "Exit codes: 0 stopped by SIGTERM or Ctrl-C (in-flight requests drained); 2 usage error, "
+             "nothing served (bad option, unknown scorer or validator, no sandbox for one that needs it).",
+}
+for _name, _epilog in EXIT_HELPS.items():
+    if _name in main.commands and not main.commands[_name].epilog:
+        main.commands[_name].epilog = _epilog
 
 if __name__ == "__main__":
     main()

@@ -288,6 +288,9 @@ def explain(response: Any) -> Ranking:
 def _find_ranking(response: Any) -> Any:
     if isinstance(response, Mapping):
         return response.get("rerank")
+    metadata = getattr(response, "response_metadata", None)  # a LangChain message (rerank.integrations)
+    if isinstance(metadata, Mapping) and "rerank" in metadata:
+        return metadata["rerank"]
     if hasattr(response, "http_response") and callable(getattr(response, "parse", None)):
         return _find_ranking(response.parse())  # a with_raw_response result
     extra = getattr(response, "model_extra", None) or {}

@@ -42,6 +42,8 @@ NMode = Literal["honour", "ignore", "reject"]
 N_MODES: tuple[str, ...] = ("honour", "ignore", "reject")
 FaultKind = Literal["status", "bad-body", "body", "slow", "hold"]
 HOST = "127.0.0.1"
+MAX_LISTED = 20
+"""The most queries the 400 for an unknown query lists."""
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,14 @@ class Server:
             cycle = self._pools.get(query, self._default)
             return cycle.take(count) if cycle is not None else None
 
+    def _unknown_query(self, query: str) -> str:
+        """The 400 message for a query no pool has: what was asked, and the queries it knows."""
+        known = list(self._pools)
+        shown = "; ".join(repr(q) for q in known[:MAX_LISTED])
+        more = f"; and {len(known) - MAX_LISTED} more" if len(known) > MAX_LISTED else ""
+        return (f"no pool has this request's last user message as its query: got {query.strip()[:200]!r}; "
+                f"the {len(known)} known queries: {shown}{more}")
+
     def answer(self, method: str, path: str, headers: Mapping[str, str], raw: bytes) -> tuple[int, str, bytes]:
         """(status, content type, body) for one request: what the handler sends back."""
         kind = kind_of(method, path)
@@ -258,8 +268,7 @@ class Server:
             count = min(count, self.max_n)
         candidates = self._take(kind, body, count)
         if candidates is None:
-            return _error(400, "no pool has this request's last user message as its query",
-                          "invalid_request_error")
+            return _error(400, self._unknown_query(query_of(kind, body)), "invalid_request_error")
         model = body.get("model") or self.model
         prompt_tokens = sum(len(words(json.dumps(body.get(k), ensure_ascii=False)))
                             for k in ("messages", "input", "instructions") if body.get(k))
