@@ -226,7 +226,7 @@ LLAMAINDEX_PYTHON = REPO / ".venv-llamaindex" / "bin" / "python"
 
 def test_llamaindex_openai_llm_through_the_proxy(upstream: Server, winner: str) -> None:
     """llama-index-llms-openai requires openai<3, rerank openai>=3: they cannot share an environment,
-    so LlamaIndex runs from its own (.venv-llamaindex, built by make setup) against `rerank serve`."""
+    so LlamaIndex runs from its own (.venv-llamaindex, built by make test) against `rerank serve`."""
     if not LLAMAINDEX_PYTHON.exists():
         reason = (f"{LLAMAINDEX_PYTHON} is missing (make test builds it): LlamaIndex's OpenAI LLM requires "
                   "openai<3 and cannot be installed beside rerank")
