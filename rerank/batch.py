@@ -540,7 +540,7 @@ def open_output(path: str, *, append: bool) -> BinaryIO:
 
 
 def generate_main(
-    input_file: BinaryIO, *, output: str, reranker: Any, base_url: str | None, api_key: str | None, n: int,
+    input_file: BinaryIO, *, output: str, reranker: Any, base_url: str | None, api_key: str | None, n: int | str,
     model: str | None, concurrency: int, max_retries: int, resume: bool, overwrite: bool, quiet: bool,
     total: int | None, argv: Sequence[str], notify: Callable[[str], None],
     fanning: Mapping[str, Any] | None = None,

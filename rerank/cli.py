@@ -459,7 +459,7 @@ def _count_lines(stream: BinaryIO) -> int | None:
 from .generate import MAX_CANDIDATES  # noqa: E402 - for `generate` below
 
 
-class _NOrAuto(click.ParamType):
+class _NOrAuto(click.ParamType[int | str, Any]):
     """`rerank generate -n`: a whole number of candidates, or 'auto' (adaptive N)."""
 
     name = "N|auto"

@@ -73,9 +73,9 @@ def handler(client: Any) -> HTTPHandler | AsyncHTTPHandler:
     """
     http = getattr(client, "_client", None)
     transport = getattr(http, "_transport", None)
-    if isinstance(transport, RerankTransport):
+    if isinstance(http, httpx2.Client) and isinstance(transport, RerankTransport):
         return HTTPHandler(client=httpx.Client(transport=Bridge(http), timeout=None))
-    if isinstance(transport, AsyncRerankTransport):
+    if isinstance(http, httpx2.AsyncClient) and isinstance(transport, AsyncRerankTransport):
         return AsyncHTTPHandler(transport=AsyncBridge(http), timeout=None)
     raise ConfigError(f"handler takes a client made by rerank.wrap, got {type(client).__name__}: "
                       "wrap it first, handler(rerank.wrap(OpenAI(), n=4))")

@@ -65,4 +65,5 @@ class CharConsensus(Scorer):
             return [0.0] * len(candidates)
         similarity = ngram_similarity([c.text for c in candidates])
         np.fill_diagonal(similarity, 0.0)
-        return (similarity.sum(axis=1) / (len(candidates) - 1)).tolist()
+        scores: list[float] = (similarity.sum(axis=1) / (len(candidates) - 1)).tolist()
+        return scores
