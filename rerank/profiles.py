@@ -42,6 +42,8 @@ EXECUTING_VALIDATORS = {"python-doctest"}
 
 def asks_for_code(request: Request) -> bool:
     """True when the query is itself a Python function stub (a signature and a docstring to complete)."""
+    if "def" not in request.query:  # no function without the keyword: spare parsing every chat query
+        return False
     tree = parse_or_none(textwrap.dedent(request.query))
     if tree is None:
         return False

@@ -73,7 +73,7 @@ class StaticEncoder:
         # Static vectors cost nothing per token, so read further than the transformer's 256.
         self.max_tokens = max_tokens
         self._tokenizer.no_padding()
-        self._tokenizer.enable_truncation(max_length=max_tokens)
+        self._tokenizer.no_truncation()  # pieces() cuts each text at max_tokens itself
         unknown = getattr(self._tokenizer.model, "unk_token", None)
         self._unknown = self._tokenizer.token_to_id(unknown) if unknown else None
         self.dimension = int(self._table.shape[1])
@@ -91,8 +91,15 @@ class StaticEncoder:
         if new:
             if len(cache) + len(new) > CACHED_WORDS:
                 cache.clear()
-            for word, encoding in zip(new, self._tokenizer.encode_batch_fast(new, add_special_tokens=False)):
-                cache[word] = encoding.ids
+            # One string, one call on this thread (a batch call wakes the tokenizer's thread pool,
+            # milliseconds on a busy machine); each piece's offset tells which word it came from.
+            encoding = self._tokenizer.encode(" ".join(new), add_special_tokens=False)
+            starts = np.cumsum([0] + [len(w) + 1 for w in new[:-1]])
+            owner = np.searchsorted(starts, [start for start, _ in encoding.offsets], side="right") - 1
+            bounds = np.searchsorted(owner, np.arange(len(new) + 1)).tolist()
+            ids = encoding.ids
+            for i, word in enumerate(new):
+                cache[word] = ids[bounds[i] : bounds[i + 1]]
         return [list(chain.from_iterable(map(cache.__getitem__, group)))[: self.max_tokens] for group in words]
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
