@@ -15,13 +15,13 @@ from typing import Any, BinaryIO, Callable, Iterable
 
 import click
 
-from .embeddings import BACKENDS, DEFAULT_BACKEND
 from .ask import ASK_EXIT_HELP
-from .errors import AbandonedError, AllCandidatesFailedError, ConfigError, InputError, SandboxError
+from .embeddings import BACKENDS, DEFAULT_BACKEND
+from .errors import AbandonedError, ConfigError, InputError, SandboxError
 from .exits import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WRITE_FAILED, HELP as EXIT_HELP
 from .jsonl import Line, encode_line, read_lines, same_file, write_error, write_whole
+from .pool_lines import DEFAULT_MAX_CANDIDATES, pools_of, score_line
 from .progress import Progress
-from .types import Ranking
 
 __all__ = ["EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "EXIT_WRITE_FAILED", "main"]
 
@@ -29,10 +29,6 @@ class Refused(click.ClickException):
     """A usage error told in one line (``Error: ...``, exit 2), without the usage text."""
 
     exit_code = EXIT_USAGE
-
-
-DEFAULT_MAX_CANDIDATES = 256
-"""`rerank score`: the largest pool ranked; a larger one is an error line (time and memory grow with it)."""
 
 
 def _numbers(value: Any) -> bool:
@@ -133,44 +129,6 @@ def build_reranker(validators: tuple[str, ...], scorers: tuple[str, ...], weight
                         embedding_backend=embedding_backend)
     except (ConfigError, SandboxError) as exc:
         raise click.UsageError(str(exc)) from None
-
-
-def score_line(reranker: Any, line: Line, *, max_candidates: int = DEFAULT_MAX_CANDIDATES) -> dict[str, Any]:
-    """The output object for one input line: the ranking, or ``{"id", "line", "error"}``.
-
-    Any exception while ranking becomes this line's error; an id that had to be made JSON-safe
-    says so in ``"replaced"``.
-    """
-    if line.error:
-        result = {"id": line.id, "line": line.number, "error": line.error}
-        return result | ({"replaced": [line.id_note]} if line.id_note else {})
-    value = line.value or {}
-    candidates = value.get("candidates")
-    try:
-        if candidates is None:
-            raise InputError('missing "candidates": give a list of strings or assistant messages')
-        if isinstance(candidates, list) and len(candidates) > max_candidates:
-            raise InputError(f"the pool has {len(candidates):,} candidates; at most {max_candidates:,} are "
-                             "ranked (--max-candidates)")
-        ranking: Ranking = reranker.rank(value, candidates)
-    except (InputError, ConfigError) as exc:
-        return {"id": line.id, "line": line.number, "error": str(exc)}
-    except AllCandidatesFailedError as exc:
-        return {"id": line.id, "line": line.number, "error": str(exc), **exc.ranking.to_dict()}
-    except Exception as exc:  # noqa: BLE001 - one bad pool must not stop the run
-        return {"id": line.id, "line": line.number, "error": f"{type(exc).__name__}: {exc}"}
-    return {"id": line.id, "best_index": ranking.best_index, "best": candidates[ranking.best_index],
-            **ranking.to_dict()}
-
-
-def pools_of(max_candidates: int = DEFAULT_MAX_CANDIDATES) -> Any:
-    """What ``warmed`` pre-encodes for a line: its (request, candidates), None for an unusable line."""
-    def pool_of(line: Line) -> tuple[dict[str, Any], list[Any]] | None:
-        candidates = (line.value or {}).get("candidates")
-        if not isinstance(candidates, list) or len(candidates) > max_candidates:
-            return None
-        return line.value or {}, candidates
-    return pool_of
 
 
 SIGNALS_WIDTH = 64

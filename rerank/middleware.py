@@ -29,8 +29,8 @@ from typing import Any, Mapping, Sequence, TypeVar, cast
 
 import httpx2
 
-from .errors import ConfigError, GenerationError, InputError, SendError
 from .adaptive import agenerate_rounds, generate_rounds
+from .errors import ConfigError, GenerationError, InputError, SendError
 from .generate import DEFAULT_CONCURRENCY, Generation, drop_unusable
 from .reranker import Reranker
 from .scorers.base import Scorer

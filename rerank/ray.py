@@ -38,8 +38,8 @@ import ray
 import ray.data
 
 from .batch import Task, answer, screen
-from .cli import DEFAULT_MAX_CANDIDATES, pools_of, score_line
 from .jsonl import Line, dumps, parse_line
+from .pool_lines import DEFAULT_MAX_CANDIDATES, pools_of, score_line
 from .reranker import Reranker
 from .warm import warmed
 

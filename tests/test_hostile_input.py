@@ -14,7 +14,8 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rerank.cli import DEFAULT_MAX_CANDIDATES, main, score_line
+from rerank.cli import main
+from rerank.pool_lines import DEFAULT_MAX_CANDIDATES, score_line
 from rerank.exits import EXIT_USAGE, EXIT_WRITE_FAILED
 from rerank.jsonl import MAX_INT_DIGITS, Line, json_depth
 from rerank.reranker import Reranker
