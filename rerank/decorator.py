@@ -221,7 +221,7 @@ def _tool_call(value: Any) -> ToolCall:
             "id": _field(value, "id"),
             "function": {"name": _field(function, "name"), "arguments": _field(function, "arguments")},
         })
-    arguments = next((a for a in (_field(value, k) for k in ("arguments", "args", "input")) if a is not None), {})
+    arguments: Any = next((a for a in (_field(value, k) for k in ("arguments", "args", "input")) if a is not None), {})
     if not isinstance(arguments, str):
         arguments = json.dumps(arguments)
     name = _field(value, "name")

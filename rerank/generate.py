@@ -220,7 +220,7 @@ STOP: Any = _Stop()
 Done = Callable[[J, Any, "Exception | None"], "Sequence[J] | Any"]
 
 
-def fan_out(first: Sequence[J], call: Callable[[J], Any], done: Done, *, concurrency: int,
+def fan_out(first: Sequence[J], call: Callable[[J], Any], done: Done[J], *, concurrency: int,
             deadline: float | None = None, have: Callable[[], bool] = lambda: True) -> list[J]:
     """Run ``call(job)`` for every job in worker threads; return the jobs left unfinished.
 
@@ -232,7 +232,7 @@ def fan_out(first: Sequence[J], call: Callable[[J], Any], done: Done, *, concurr
     """
     start = time.monotonic()
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="rerank-fan-out")
-    pending: dict[Future, J] = {}
+    pending: dict[Future[Any], J] = {}
     try:
         pending = {pool.submit(call, job): job for job in first}
         while pending:
@@ -251,7 +251,7 @@ def fan_out(first: Sequence[J], call: Callable[[J], Any], done: Done, *, concurr
     return list(pending.values())
 
 
-async def afan_out(first: Sequence[J], call: Callable[[J], Awaitable[Any]], done: Done, *, concurrency: int,
+async def afan_out(first: Sequence[J], call: Callable[[J], Awaitable[Any]], done: Done[J], *, concurrency: int,
                    deadline: float | None = None, have: Callable[[], bool] = lambda: True) -> list[J]:
     """The asyncio twin of :func:`fan_out`: jobs run as tasks, and unfinished ones are cancelled."""
     start = time.monotonic()
