@@ -727,8 +727,9 @@ def _score_on_ray(cluster: dict[str, Any], input_file: BinaryIO, output: Any, fm
 
 
 def _generate_on_ray(cluster: dict[str, Any], input_file: BinaryIO, output: str, base_url: str | None,
-                     api_key: str | None, n: int, llm_model: str | None, concurrency: int, max_retries: int,
-                     resume: bool, overwrite: bool, quiet: bool, **scoring: Any) -> int:
+                     api_key: str | None, n: int | str, llm_model: str | None, concurrency: int, max_retries: int,
+                     resume: bool, overwrite: bool, quiet: bool, min_n: int, max_n: int, strategy: str,
+                     max_tokens_total: int | None, **scoring: Any) -> int:
     if resume:
         raise click.UsageError("--resume is not available with --ray: run again with --overwrite")
     if output != "-" and Path(output).is_file() and Path(output).stat().st_size and not overwrite:
@@ -739,7 +740,8 @@ def _generate_on_ray(cluster: dict[str, Any], input_file: BinaryIO, output: str,
     ranking = _reranker_options(**scoring)
     ranking["embedding_model"] = ranking.pop("model")
     options = {**ranking, "base_url": base_url, "api_key": api_key, "n": n, "model": llm_model,
-               "concurrency": concurrency, "max_retries": max_retries}
+               "concurrency": concurrency, "max_retries": max_retries,
+               "fanning": {"min_n": min_n, "max_n": max_n, "strategy": strategy, "max_tokens_total": max_tokens_total}}
     return _run_on_ray("GenerateStage", options, cluster, quiet, input_file, output,
                        lambda on_ray, lines: on_ray.requests(lines, model=llm_model))
 

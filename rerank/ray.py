@@ -183,15 +183,18 @@ class GenerateStage:
     ``BATCH_OUTPUT`` (``response`` and ``error`` as JSON text); ``output="json"`` gives
     ``json``, the line `rerank generate` writes, and ``error``. custom_ids are not checked for
     repeats: no actor sees every row (``rerank generate --ray`` checks them as it reads INPUT).
+    ``fanning``: more :func:`rerank.wrap` options (``min_n``, ``max_n``, ``strategy``,
+    ``max_tokens_total``), e.g. with ``n="auto"``.
     """
 
-    def __init__(self, *, base_url: str | None = None, api_key: str | None = None, n: int = 4,
+    def __init__(self, *, base_url: str | None = None, api_key: str | None = None, n: int | str = 4,
                  model: str | None = None, concurrency: int = 4, max_retries: int = 2,
                  validators: Sequence[str] = (), scorers: Sequence[str] | None = None,
                  weights: Mapping[str, float] | None = None,
                  profile_weights: Mapping[str, Mapping[str, float]] | None = None,
                  embedding_model: str | None = None, strict: bool = False, unsafe_exec: bool = False,
-                 embedding_backend: str | None = None, output: Output = "columns") -> None:
+                 embedding_backend: str | None = None, output: Output = "columns",
+                 fanning: Mapping[str, Any] | None = None) -> None:
         import openai
 
         from .middleware import wrap
@@ -200,7 +203,7 @@ class GenerateStage:
                             weights=weights, profile_weights=profile_weights, model=embedding_model, strict=strict,
                             unsafe_exec=unsafe_exec, embedding_backend=embedding_backend)
         self.client = wrap(openai.OpenAI(base_url=base_url, api_key=api_key or ("none" if base_url else None),
-                                         max_retries=max_retries), n=n, reranker=reranker)
+                                         max_retries=max_retries), n=n, reranker=reranker, **dict(fanning or {}))
         self.model = model
         self.max_retries = max_retries
         self.output = output

@@ -113,7 +113,7 @@ def test_quality_validator_override_and_limit(tmp_path: Path, capsys: pytest.Cap
     (run,) = json.loads(out.read_text())["runs"]
     assert run["validators"] == [] and run["pools"] == 1 and run["facts"]["profiles"] == {profile: 1}
     assert quality.main([str(source), "--validator", "no-such-validator", "--json", str(out), "-q"]) == 1
-    assert "not run: PluginError" in capsys.readouterr().out
+    assert "not run: UnknownNameError" in capsys.readouterr().out
 
 
 @pytest.mark.timeout(2400)  # the static_cache fixture may distil first (over 15 min on a very busy machine)
