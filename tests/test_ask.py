@@ -64,6 +64,7 @@ def test_system_model_and_n_reach_the_upstream(upstream: Server) -> None:
     assert bodies[0]["messages"][0] == {"role": "system", "content": "Answer briefly."}
 
 
+@pytest.mark.slow  # a subprocess run (make check skips it; make test runs it)
 def test_prompt_from_stdin_in_a_real_shell_pipeline(upstream: Server, winner: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
     done = subprocess.run([sys.executable, "-m", "rerank.cli", "ask", "-", "-n", "4", "--base-url", upstream.base_url],
@@ -110,6 +111,7 @@ def test_help_lists_the_exit_codes() -> None:
     assert "Exit codes: 0 answered; 1 no answer" in " ".join(result.output.split())
 
 
+@pytest.mark.slow  # a subprocess run (make check skips it; make test runs it)
 def test_ctrl_c_exits_130() -> None:
     with serve(candidates=ANSWERS, latency=30) as server:
         process = subprocess.Popen([sys.executable, "-m", "rerank.cli", "ask", QUESTION, "--base-url", server.base_url],

@@ -62,6 +62,7 @@ def test_the_last_progress_line_is_written_once() -> None:
     assert stream.getvalue().splitlines()[1:] == ["score: 2, 0.7/s, 3.0s"]
 
 
+@pytest.mark.slow  # a subprocess run (make check skips it; make test runs it)
 def test_stdin_run_prints_its_progress_line_once() -> None:
     line = EXAMPLES.read_text().splitlines()[0] + "\n"
     done = subprocess.run([sys.executable, "-m", "rerank.cli", "score", "-"], input=line, capture_output=True,

@@ -224,6 +224,7 @@ def test_litellm_handler_refuses_an_unwrapped_client(litellm: Any, upstream: Ser
 LLAMAINDEX_PYTHON = REPO / ".venv-llamaindex" / "bin" / "python"
 
 
+@pytest.mark.slow  # a subprocess run (make check skips it; make test runs it)
 def test_llamaindex_openai_llm_through_the_proxy(upstream: Server, winner: str) -> None:
     """llama-index-llms-openai requires openai<3, rerank openai>=3: they cannot share an environment,
     so LlamaIndex runs from its own (.venv-llamaindex, built by make test) against `rerank serve`."""

@@ -81,6 +81,7 @@ def test_every_unmarked_block_is_run() -> None:
     assert runnable("bash") and runnable("python")
 
 
+@pytest.mark.slow  # a subprocess run (make check skips it; make test runs it)
 @pytest.mark.timeout(900)
 def test_the_shell_blocks_run_in_one_session(tmp_path: Path) -> None:
     port = free_port()
@@ -115,6 +116,7 @@ def test_the_shell_blocks_run_in_one_session(tmp_path: Path) -> None:
     assert len(outputs["ranked.jsonl"].splitlines()) == len((REPO / "examples" / "code.jsonl").read_text().splitlines())
 
 
+@pytest.mark.slow  # a subprocess run (make check skips it; make test runs it)
 @pytest.mark.timeout(900)
 def test_the_python_blocks_run_in_order() -> None:
     program = ["import sys", "namespace = {}"]
