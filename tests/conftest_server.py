@@ -40,3 +40,18 @@ def start_server() -> Iterator[Callable[..., Server]]:
 def generation_bodies(server: Server) -> list[dict[str, Any]]:
     """The bodies of the chat/responses requests a server received, in arrival order."""
     return [r.body for r in server.requests if r.path.startswith("/v1/chat") or r.path.startswith("/v1/responses")]
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[Server]:
+    """One server for a module, handing out ANSWERS one per request (``n`` ignored: N candidates, N requests)."""
+    with serve(candidates=ANSWERS, n_mode="ignore") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def winner() -> str:
+    """What the core ranks first among the candidates the server hands out, for QUESTION."""
+    import rerank
+
+    return ANSWERS[rerank.Reranker().rank({"query": QUESTION}, ANSWERS).best_index]

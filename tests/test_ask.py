@@ -7,27 +7,16 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Iterator
 
 import pytest
 from click.testing import CliRunner
 
-import rerank
-from conftest_server import ANSWERS, QUESTION
+from conftest_server import ANSWERS, QUESTION, upstream, winner  # noqa: F401 - fixtures
 from rerank.cli import main
 from rerank.exits import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
 from rerank.testing import Fault, Server, serve
 
 
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[Server]:
-    with serve(candidates=ANSWERS, n_mode="ignore") as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def winner() -> str:
-    return ANSWERS[rerank.Reranker().rank({"query": QUESTION}, ANSWERS).best_index]
 
 
 def ask(*args: str, input: str | None = None, env: dict[str, str] | None = None):

@@ -12,31 +12,18 @@ import asyncio
 import json
 import os
 import subprocess
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from openai import AsyncOpenAI, OpenAI
 
 import rerank
 from conftest import REPO
-from conftest_server import ANSWERS, MESSAGES, QUESTION
-from rerank.testing import Server, serve
+from conftest_server import MESSAGES, QUESTION, upstream, winner  # noqa: F401 - fixtures
+from rerank.testing import Server
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # LiteLLM must not fetch its price list
 N = 4
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[Server]:
-    with serve(candidates=ANSWERS, n_mode="ignore") as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def winner() -> str:
-    """What the core ranks first among the candidates the server hands out, for this question."""
-    ranking = rerank.Reranker().rank({"query": QUESTION}, ANSWERS)
-    return ANSWERS[ranking.best_index]
 
 
 def counted(upstream: Server, call: Any) -> tuple[Any, int]:
