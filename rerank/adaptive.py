@@ -23,7 +23,7 @@ from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 from .agreement import Agreement
 from .errors import ConfigError
-from .generate import Accept, Generated, Generation, agenerate, generate
+from .generate import DEFAULT_CONCURRENCY, Accept, Generated, Generation, agenerate, generate
 from .wire import Kind, tokens_of
 
 STRATEGIES = ("best", "first-valid")
@@ -37,7 +37,7 @@ class Fanning:
     n: int
     models: tuple[str, ...] = ()
     native_n: bool = True
-    concurrency: int = 8
+    concurrency: int = DEFAULT_CONCURRENCY
     deadline: float | None = None
     adaptive: bool = False
     min_n: int = 2

@@ -131,7 +131,7 @@ class RerankTransport(httpx2.BaseTransport):
             return reply_of(call, response)
 
         agree, valid = self.selector.judges(call, options)
-        generation = generate_rounds(call.body, send, kind=call.kind, fanning=options.fanning(), agree=agree,
+        generation = generate_rounds(call.body, send, kind=call.kind, fanning=options, agree=agree,
                                      valid=valid)
         self.selector.learn(str(request.url), generation)
         drop_unusable(generation)
@@ -166,7 +166,7 @@ class AsyncRerankTransport(httpx2.AsyncBaseTransport):
             return reply_of(call, response)
 
         agree, valid = self.selector.judges(call, options)
-        generation = await agenerate_rounds(call.body, send, kind=call.kind, fanning=options.fanning(),
+        generation = await agenerate_rounds(call.body, send, kind=call.kind, fanning=options,
                                             agree=agree, valid=valid)
         self.selector.learn(str(request.url), generation)
         drop_unusable(generation)

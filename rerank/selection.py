@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping, Sequence
 from .adaptive import Fanning, check_fanning
 from .agreement import Agreement, agreement, gates_passed
 from .errors import ConfigError, InputError
-from .generate import DEFAULT_CONCURRENCY, MAX_CANDIDATES, Generated, Generation, check_options
+from .generate import MAX_CANDIDATES, Generated, Generation, check_options
 from .reranker import Reranker
 from .types import Candidate, Ranking, Request
 from .wire import SYSTEM_MESSAGES, Call, request_of
@@ -23,24 +23,16 @@ ContextOption = str | Callable[[Mapping[str, Any]], str | None] | None
 
 
 @dataclass(frozen=True)
-class Options:
+class Options(Fanning):
     """How candidates are generated and picked; see :func:`rerank.wrap`.
 
-    With ``adaptive`` (``n="auto"``), ``n`` is ``max_n``: the most candidates a call may buy.
+    The fan-out fields are :class:`rerank.adaptive.Fanning`'s (so options are what a call's
+    rounds run on); ``context`` is the grounding context option. With ``adaptive``
+    (``n="auto"``), ``n`` is ``max_n``: the most candidates a call may buy.
     """
 
     n: int = 4
-    models: tuple[str, ...] = ()
-    concurrency: int = DEFAULT_CONCURRENCY
-    deadline: float | None = None
-    native_n: bool = True
     context: ContextOption = None
-    adaptive: bool = False
-    min_n: int = 2
-    max_n: int = 8
-    top_up: str = "round"
-    strategy: str = "best"
-    max_tokens_total: int | None = None
 
     @classmethod
     def of(cls, *, n: int | str = 4, **fields: Any) -> "Options":
@@ -61,12 +53,6 @@ class Options:
                       strategy=self.strategy, max_tokens_total=self.max_tokens_total, most=MAX_CANDIDATES)
         if self.context is not None and not (isinstance(self.context, str) or callable(self.context)):
             raise ConfigError(f"context must be a string or a function of the request body, got {self.context!r}")
-
-    def fanning(self) -> Fanning:
-        """The generation half of these options."""
-        return Fanning(n=self.n, models=self.models, native_n=self.native_n, concurrency=self.concurrency,
-                       deadline=self.deadline, adaptive=self.adaptive, min_n=self.min_n, max_n=self.max_n,
-                       top_up=self.top_up, strategy=self.strategy, max_tokens_total=self.max_tokens_total)
 
 
 class Selector:
