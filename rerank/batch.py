@@ -556,7 +556,7 @@ def generate_main(
     """
     import openai
 
-    from .middleware import wrap
+    from .middleware import api_key_for, wrap
 
     if same_file(input_file, output):
         shown = "stdout" if output == "-" else output
@@ -570,11 +570,7 @@ def generate_main(
     if existing is not None and existing.is_file() and existing.stat().st_size and not (resume or overwrite):
         raise ConfigError(f"{output} already holds answers: pass --resume to continue it, "
                           "or --overwrite to start again")
-    if not api_key:
-        if not base_url:
-            raise ConfigError("no API key: set OPENAI_API_KEY or pass --api-key "
-                              "(for a local server that needs none, pass --base-url)")
-        api_key = "none"  # local servers (vLLM, llama.cpp, Ollama) take any key
+    api_key = api_key_for(api_key, base_url)
     answered = Answered()
     if resume:
         try:

@@ -606,17 +606,16 @@ def ask_command(prompt: str, n: int, llm_model: str, base_url: str | None, api_k
 
     from .ask import messages_of, stream_best
     from .errors import RerankError
-    from .middleware import wrap
+    from .middleware import api_key_for, wrap
 
     if prompt == "-":
         prompt = sys.stdin.read()
     if not prompt.strip():
         raise Refused("the prompt is empty: give it as an argument, or pipe it in with -")
-    if not api_key:
-        if not base_url:
-            raise Refused("no API key: set OPENAI_API_KEY or pass --api-key "
-                          "(for a local server that needs none, pass --base-url)")
-        api_key = "none"  # local servers (vLLM, llama.cpp, Ollama) take any key
+    try:
+        api_key = api_key_for(api_key, base_url)
+    except ConfigError as exc:
+        raise Refused(str(exc)) from None
     reranker = build_reranker(**scoring)
     client = wrap(openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=max_retries), n=n,
                   reranker=reranker)
@@ -734,9 +733,12 @@ def _generate_on_ray(cluster: dict[str, Any], input_file: BinaryIO, output: str,
         raise click.UsageError("--resume is not available with --ray: run again with --overwrite")
     if output != "-" and Path(output).is_file() and Path(output).stat().st_size and not overwrite:
         raise click.UsageError(f"{output} already holds answers: pass --overwrite to start again")
-    if not api_key and not base_url:
-        raise click.UsageError("no API key: set OPENAI_API_KEY or pass --api-key "
-                               "(for a local server that needs none, pass --base-url)")
+    from .middleware import api_key_for
+
+    try:
+        api_key = api_key_for(api_key, base_url)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
     ranking = _reranker_options(**scoring)
     ranking["embedding_model"] = ranking.pop("model")
     options = {**ranking, "base_url": base_url, "api_key": api_key, "n": n, "model": llm_model,

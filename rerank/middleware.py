@@ -257,6 +257,19 @@ def wrap(
     return cast(ClientT, client.copy(http_client=outer))  # a copy of type(client)
 
 
+def api_key_for(api_key: str | None, base_url: str | None) -> str:
+    """The API key a command-line client is built with: the one given, or any for a local server.
+
+    Raises ConfigError when there is neither a key nor a ``base_url`` (OpenAI itself needs a key).
+    """
+    if api_key:
+        return api_key
+    if not base_url:
+        raise ConfigError("no API key: set OPENAI_API_KEY or pass --api-key "
+                          "(for a local server that needs none, pass --base-url)")
+    return "none"  # local servers (vLLM, llama.cpp, Ollama) take any key
+
+
 def _sync_twin(client: Any) -> Any:
     """A synchronous client for the judge: the caller's own (unwrapped) one, or a twin of an async one."""
     import openai
