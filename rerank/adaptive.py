@@ -16,7 +16,6 @@ round (``{"asked", "received"}``) and why it stopped, for the ranking's ledger.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping, Sequence
@@ -113,8 +112,11 @@ class Rounds:
         want = fanning.max_n - have if fanning.top_up == "round" else min(have, fanning.max_n - have)
         if fanning.max_tokens_total is not None:
             spent = tokens_of(generation.usage)
-            per_candidate = spent / max(have, 1)
-            affordable = math.floor((fanning.max_tokens_total - spent) / per_candidate) if per_candidate else want
+            # whole numbers only: an upstream may report more tokens than a float holds
+            if spent > 0:
+                affordable = (fanning.max_tokens_total - spent) * max(have, 1) // spent
+            else:
+                affordable = want if spent == 0 else 0
             if affordable < 1:
                 return self._stop(generation, f"budget: {spent} of max_tokens_total {fanning.max_tokens_total} "
                                               f"spent ({verdict.reason})")

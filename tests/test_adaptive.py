@@ -302,3 +302,18 @@ def test_a_top_up_asks_for_no_more_than_the_budget_left_pays_for():
     assert generation.stop == ("budget: 260 of max_tokens_total 250 spent "
                                "(no agreement: 1 of 5 candidates passing every gate, same final answer)")
     assert generation.rounds == [{"asked": 2, "received": 2}, {"asked": 3, "received": 3}]
+
+
+def test_an_upstream_reporting_more_tokens_than_a_float_holds_stops_the_top_ups(start_server):
+    # A hostile upstream's usage: 10**400 tokens (valid JSON; float division of it overflows).
+    huge = 10**400
+    body = {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "I would rather talk about the weather."}}],
+            "usage": {"prompt_tokens": huge, "completion_tokens": 1, "total_tokens": huge + 1}}
+    server = start_server(candidates=ANSWERS, faults=[Fault(kind="body", body=json.dumps(body).encode(), requests={0})])
+    completion = wrapped(server, n="auto", native_n=False, max_tokens_total=1000).chat.completions.create(
+        model="m", messages=MESSAGES)
+    stop = rerank.explain(completion).generation["stop"]
+    assert stop.startswith("budget: ") and int(stop.split()[1]) > huge, stop
+    assert server.generation_requests == 2
+
