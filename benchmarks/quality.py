@@ -16,9 +16,9 @@ below then re-ranks those measurements with other weights or gates (``Reranker.c
 With ``--adaptive``, each pool is also replayed as adaptive N would have bought it: its
 candidates arrive in pool order, ``min_n`` (2, then 3) first; when those agree by the task's
 notion and pass every gate (:func:`rerank.agreement.agreement`, the middleware's own test) the
-replay stops and ranks them alone, otherwise it tops up to the whole pool (``--top-up round``)
-or doubles (``--top-up double``). Per file: the gain and the mean candidates used, beside the
-full pool's gain.
+replay stops and ranks them alone, otherwise it tops up and looks again. Each rule (``--rule
+SETTLE,TOP_UP``; by default the four of ``ADAPTIVE_RULES``) is replayed on the same measurements.
+Per file: the gain, the mean candidates used and the rounds run, beside the full pool's gain.
 
 Selection reads each pool's request and candidates (content, tool calls) only; labels meet the
 choices afterwards, in ``score_rows`` and ``score_adaptive``. Tables go to stdout (markdown), progress to stderr, and
@@ -43,7 +43,8 @@ from common import (
 )
 
 from rerank import Candidate, Request, Reranker
-from rerank.agreement import agreement, passed_all
+from rerank.adaptive import TOP_UPS, top_up_size
+from rerank.agreement import SETTLE_RULES, Agreement, agreement, passed_all
 from rerank.embeddings import BACKENDS, DEFAULT_BACKEND
 from rerank.errors import ConfigError, RerankError
 from rerank.progress import Progress
@@ -203,34 +204,64 @@ def ordered_union(groups: Sequence[Sequence[str]]) -> list[str]:
 # Adaptive N replayed: label-blind picks and the candidates each pool would have cost.
 
 ADAPTIVE_MIN_N = (2, 3)
+ADAPTIVE_RULES = (("majority", "round"), ("majority", "step"), ("confident", "step"), ("confident", "double"))
+"""(settle, top_up) pairs replayed by default; the first is the default of ``rerank.wrap(n="auto")``."""
 
 
-def replay_adaptive(run: Run, min_n: int, top_up: str = "round") -> tuple[list[int], list[int], list[str]]:
-    """For every measured pool: the index adaptive N picks, how many candidates it used, why it stopped.
+class Prefixes:
+    """One measured pool replayed as its candidates arrive in pool order: how far its first ``k``
+    agree, and what the reranker picks among them, each measured once and shared by every rule."""
 
-    Candidates arrive in pool order; the gates are the full measurement's own checks (each
-    validator judges one candidate at a time). A pool that stops early is measured and ranked
-    again on its first candidates alone; one that runs to its end keeps the full ranking.
+    def __init__(self, reranker: Reranker, request: Request, signals: Signals) -> None:
+        self.reranker, self.request, self.signals = reranker, request, signals
+        self.passed = passed_all(signals.checks)
+        self._agreements: dict[int, Agreement] = {}
+        self._picks: dict[int, int] = {}
+
+    @property
+    def size(self) -> int:
+        return len(self.signals.pool)
+
+    def agreement(self, k: int, rule: str) -> Agreement:
+        """The first ``k`` candidates' agreement (gates: the full measurement's own checks)."""
+        if k not in self._agreements:
+            self._agreements[k] = agreement(self.reranker, self.request, self.signals.pool[:k], self.passed[:k])
+        return dataclasses.replace(self._agreements[k], rule=rule)
+
+    def pick(self, k: int) -> int:
+        """The reranker's pick among the first ``k`` candidates, measured and ranked on them alone."""
+        if k not in self._picks:
+            signals = self.signals if k == self.size else self.reranker.measure(self.request, self.signals.pool[:k])
+            self._picks[k] = self.reranker.combine(signals).best_index
+        return self._picks[k]
+
+
+def prefixes_of(run: Run) -> list[Prefixes]:
+    """Every measured pool of ``run``, ready to replay."""
+    assert run.reranker is not None, "prefixes_of needs a measured run"
+    return [Prefixes(run.reranker, Request.coerce(pool.request), m.signals) for pool, m in zip(run.kept, run.measured)]
+
+
+def replay_adaptive(pools: Sequence[Prefixes], min_n: int, top_up: str = "round",
+                    settle: str = "majority") -> tuple[list[int], list[int], list[int], list[str]]:
+    """For every pool: the index adaptive N picks, the candidates it used, the rounds it ran, why it stopped.
+
+    The same steps as :class:`rerank.adaptive.Rounds`: ``min_n`` first; after each round, stop if
+    the pool is used up, else if the candidates in hand agree by ``settle``; otherwise top up
+    (:func:`rerank.adaptive.top_up_size`). A pool that stops early is ranked on its first
+    candidates alone; one that runs to its end keeps the full ranking.
     """
-    assert run.reranker is not None, "replay_adaptive needs a measured run"
-    reranker = run.reranker
-    picks, used, stops = [], [], []
-    for pool, m in zip(run.kept, run.measured):
-        request, candidates = Request.coerce(pool.request), m.signals.pool
-        size = len(candidates)
-        have = min(min_n, size)
-        while have < size:
-            if agreement(reranker, request, candidates[:have], passed_all(m.signals.checks[:have])).settled:
-                break
-            have = size if top_up == "round" else min(2 * have, size)
-        if have < size:
-            picks.append(reranker.combine(reranker.measure(request, candidates[:have])).best_index)
-            stops.append("agreed")
-        else:
-            picks.append(reranker.combine(m.signals).best_index)
-            stops.append("full pool")
+    picks, used, rounds, stops = [], [], [], []
+    for pool in pools:
+        have, ran = min(min_n, pool.size), 1
+        while have < pool.size and not pool.agreement(have, settle).settled:
+            have += top_up_size(top_up, have, pool.size)
+            ran += 1
+        picks.append(pool.pick(have))
+        stops.append("agreed" if have < pool.size else "full pool")
         used.append(have)
-    return picks, used, stops
+        rounds.append(ran)
+    return picks, used, rounds, stops
 
 
 # Metrics: the only place that reads labels.
@@ -285,21 +316,26 @@ def score_rows(run: Run) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     return rows, facts
 
 
-def score_adaptive(run: Run, rows: Sequence[dict[str, Any]], top_up: str) -> list[dict[str, Any]]:
-    """Adaptive N's gain and mean candidates used for each ``min_n``, beside the full pool's gain."""
+def score_adaptive(run: Run, rows: Sequence[dict[str, Any]], rules: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Adaptive N's gain, mean candidates and rounds for each rule (settle, top-up) and ``min_n``,
+    beside the full pool's gain."""
     labels = [np.asarray(pool.labels) for pool in run.kept]
     random = np.array([l.mean() for l in labels])
     oracle = np.array([l.max() for l in labels])
     full = next(r for r in rows if r["selector"] == "default")
     sizes = np.array([len(l) for l in labels])
+    pools = prefixes_of(run)
     out = []
-    for min_n in ADAPTIVE_MIN_N:
-        picks, used, stops = replay_adaptive(run, min_n, top_up)
-        scored = metric(np.array([l[i] for l, i in zip(labels, picks)]), random, oracle)
-        kept = scored["gain"] / full["gain"] if scored["gain"] is not None and full["gain"] else None
-        out.append({"min_n": min_n, "top_up": top_up, **scored, "full_gain": full["gain"], "kept_share": kept,
-                    "mean_used": float(np.mean(used)), "used_share": float(np.mean(np.array(used) / sizes)),
-                    "full_size": float(sizes.mean()), "stopped_early": float(np.mean([s == "agreed" for s in stops]))})
+    for settle, top_up in rules:
+        for min_n in ADAPTIVE_MIN_N:
+            picks, used, rounds, stops = replay_adaptive(pools, min_n, top_up, settle)
+            scored = metric(np.array([l[i] for l, i in zip(labels, picks)]), random, oracle)
+            kept = scored["gain"] / full["gain"] if scored["gain"] is not None and full["gain"] else None
+            out.append({"settle": settle, "top_up": top_up, "min_n": min_n, **scored, "full_gain": full["gain"],
+                        "kept_share": kept, "mean_used": float(np.mean(used)),
+                        "used_share": float(np.mean(np.array(used) / sizes)), "full_size": float(sizes.mean()),
+                        "mean_rounds": float(np.mean(rounds)), "most_rounds": int(max(rounds)),
+                        "stopped_early": float(np.mean([s == "agreed" for s in stops]))})
     return out
 
 
@@ -308,18 +344,18 @@ def render_adaptive(results: Sequence[dict[str, Any]]) -> str:
     rows = []
     for result in results:
         for a in result.get("adaptive") or ():
-            rows.append([result["file"], ", ".join(result["validators"]) or "none", a["min_n"],
+            rows.append([result["file"], ", ".join(result["validators"]) or "none",
+                         f"{a.get('settle', 'majority')}, {a['top_up']}", a["min_n"],
                          "" if a["full_gain"] is None else f"{a['full_gain']:+.3f}",
                          "" if a["gain"] is None else f"{a['gain']:+.3f}",
                          "" if a["kept_share"] is None else f"{100 * a['kept_share']:.0f}%",
                          f"{a['mean_used']:.2f} of {a['full_size']:.1f}", f"{100 * a['used_share']:.0f}%",
-                         f"{100 * a['stopped_early']:.0f}%"])
+                         f"{100 * a['stopped_early']:.0f}%", f"{a['mean_rounds']:.2f} (max {a['most_rounds']})"])
     if not rows:
         return ""
-    top_up = results[0].get("adaptive", [{}])[0].get("top_up", "round") if results[0].get("adaptive") else "round"
-    return (f"### Adaptive N (max_n = the whole pool, top-up: {top_up})\n\n" + markdown_table(
-        ["file", "validators", "min_n", "full-N gain", "adaptive gain", "gain kept", "mean candidates",
-         "share used", "stopped early"], rows) + "\n")
+    return ("### Adaptive N (max_n = the whole pool)\n\n" + markdown_table(
+        ["file", "validators", "settle, top-up", "min_n", "full-N gain", "adaptive gain", "gain kept",
+         "mean candidates", "share used", "stopped early", "rounds: mean (most)"], rows) + "\n")
 
 
 def _correlation(x: np.ndarray, y: np.ndarray) -> float | None:
@@ -390,6 +426,15 @@ def _gain(row: dict[str, Any]) -> str:
     return f"{row['gain']:+.3f}" + ("" if row["ci95"] is None else f" ± {row['ci95']:.3f}")
 
 
+def adaptive_rule(text: str) -> tuple[str, str]:
+    """``--rule confident,step`` → ``("confident", "step")``."""
+    settle, _, top_up = text.partition(",")
+    if settle not in SETTLE_RULES or top_up not in TOP_UPS:
+        raise argparse.ArgumentTypeError(f"expected SETTLE,TOP_UP with settle one of {', '.join(SETTLE_RULES)} "
+                                         f"and top-up one of {', '.join(TOP_UPS)}, got {text!r}")
+    return settle, top_up
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argument_parser(__doc__)
     parser.add_argument("pools", nargs="*", type=Path, metavar="POOLS.jsonl",
@@ -403,8 +448,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="where to write the numbers (default: %(default)s)")
     parser.add_argument("--adaptive", action="store_true",
                         help="also replay adaptive N (min_n 2 and 3) on every pool, candidates in pool order")
-    parser.add_argument("--top-up", choices=("round", "double"), default="round",
-                        help="adaptive N's top-up: the rest of the pool in one round, or doubling (default: %(default)s)")
+    parser.add_argument("--rule", action="append", metavar="SETTLE,TOP_UP", type=adaptive_rule,
+                        help="with --adaptive: replay only these rules (repeatable; settle: "
+                             f"{'|'.join(SETTLE_RULES)}; top-up: {'|'.join(TOP_UPS)}; default: "
+                             f"{' '.join(','.join(r) for r in ADAPTIVE_RULES)})")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit < 1:
@@ -433,7 +480,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rows, facts = score_rows(run)
                 result.update(rows=rows, facts=facts)
                 if args.adaptive:
-                    result["adaptive"] = score_adaptive(run, rows, args.top_up)
+                    result["adaptive"] = score_adaptive(run, rows, args.rule or ADAPTIVE_RULES)
             elif run.error is None:
                 result["error"] = "every pool failed"
             print(render(result), flush=True)

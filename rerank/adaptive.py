@@ -1,9 +1,10 @@
 """Pay for N only when it helps: adaptive rounds, and first-valid.
 
 - Adaptive N (``n="auto"``): ask for ``min_n`` candidates; when they agree and pass every gate
-  (:mod:`rerank.agreement`), stop. Otherwise top up, in one more round up to ``max_n``
-  (``top_up="round"``, the default) or doubling the candidates in hand each round
-  (``top_up="double"``), and look again. A ``deadline`` bounds every round together, and a
+  (:mod:`rerank.agreement`, by the ``settle`` rule), stop. Otherwise top up, in one more round
+  up to ``max_n`` (``top_up="round"``, the default), doubling the candidates in hand each round
+  (``top_up="double"``) or one candidate a round (``top_up="step"``: the fewest candidates, at
+  up to ``max_n - min_n`` more rounds of latency), and look again. A ``deadline`` bounds every round together, and a
   ``max_tokens_total`` budget stops topping up once the tokens spent reach it (a top-up asks
   for no more candidates than the budget left pays for at the cost per candidate so far).
 - First valid (``strategy="first-valid"``): ask for N at once and stop at the first candidate
@@ -17,16 +18,16 @@ round (``{"asked", "received"}``) and why it stopped, for the ranking's ledger.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 
-from .agreement import Agreement
+from .agreement import SETTLE_RULES, Agreement
 from .errors import ConfigError
 from .generate import DEFAULT_CONCURRENCY, Accept, Generated, Generation, agenerate, generate
 from .wire import Kind, tokens_of
 
 STRATEGIES = ("best", "first-valid")
-TOP_UPS = ("round", "double")
+TOP_UPS = ("round", "double", "step")
 
 
 @dataclass(frozen=True)
@@ -42,17 +43,20 @@ class Fanning:
     min_n: int = 2
     max_n: int = 8
     top_up: str = "round"
+    settle: str = "majority"
     strategy: str = "best"
     max_tokens_total: int | None = None
 
 
 def check_fanning(*, adaptive: bool, min_n: Any, max_n: Any, top_up: Any, strategy: Any,
-                  max_tokens_total: Any, most: int) -> None:
+                  max_tokens_total: Any, most: int, settle: Any = "majority") -> None:
     """Raise ConfigError for an adaptive, strategy or budget option that cannot work."""
     if strategy not in STRATEGIES:
         raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     if top_up not in TOP_UPS:
         raise ConfigError(f"top_up must be one of {', '.join(TOP_UPS)}, got {top_up!r}")
+    if settle not in SETTLE_RULES:
+        raise ConfigError(f"settle must be one of {', '.join(SETTLE_RULES)}, got {settle!r}")
     for name, value in (("min_n", min_n), ("max_n", max_n)):
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
             raise ConfigError(f"{name} must be a whole number from 1 to {most}, got {value!r}")
@@ -103,13 +107,13 @@ class Rounds:
             return self._stop(generation, "failed: the last round brought no candidate")
         if have >= fanning.max_n:  # no more to buy: the ranking decides, without a last look at agreement
             return self._stop(generation, f"max_n: {have} candidates")
-        verdict = self.agree(generation.candidates)
+        verdict = replace(self.agree(generation.candidates), rule=fanning.settle)
         if verdict.settled:
             return self._stop(generation, verdict.reason)
         left = self.deadline_left()
         if left is not None and left <= 0:
             return self._stop(generation, f"deadline: {fanning.deadline:g} s passed ({verdict.reason})")
-        want = fanning.max_n - have if fanning.top_up == "round" else min(have, fanning.max_n - have)
+        want = top_up_size(fanning.top_up, have, fanning.max_n)
         if fanning.max_tokens_total is not None:
             spent = tokens_of(generation.usage)
             # whole numbers only: an upstream may report more tokens than a float holds
@@ -127,6 +131,14 @@ class Rounds:
     def _stop(generation: Generation, why: str) -> int:
         generation.stop = why
         return 0
+
+
+def top_up_size(top_up: str, have: int, max_n: int) -> int:
+    """How many candidates a top-up asks for: the rest (``round``), as many again (``double``), or one (``step``)."""
+    left = max_n - have
+    if top_up == "round":
+        return left
+    return min(have if top_up == "double" else 1, left)
 
 
 class FirstValid:

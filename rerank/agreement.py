@@ -10,13 +10,24 @@ and pass every gate. What "agree" means follows the request's profile, as its sc
 - chat and grounded: the same short final answer (a number, a choice letter, a short span)
   when every candidate has one, else texts whose embeddings are closer than :data:`TEXT_THRESHOLD`.
 
-The pool agrees when the largest group of gate-passing candidates that agree with one of them
-holds at least two candidates and more than half of all candidates in hand. Nothing here reads
-labels; the same function decides in the middleware and in the offline replay of the benchmark.
+Two rules say when the candidates in hand have agreed (``settle``), both on the largest group
+of gate-passing candidates that agree with one of them (the leader) and the largest group
+outside it (the runner-up):
+
+- ``majority`` (the default): the leader holds at least two candidates and more than half of
+  all candidates in hand (2 of 2, 2 of 3, 3 of 4...);
+- ``confident``: the leader holds at least two, and the probability that it is the likelier
+  answer of the two, their shares uniform a priori, reaches :data:`CONFIDENCE` (Aggarwal et al.
+  2023, "Let's Sample Step by Step: Adaptive-Consistency for Efficient Reasoning", the Beta
+  criterion): 4 of 4, 6 of 7 with one dissent, never 2 of 2 or 3 of 3.
+
+Nothing here reads labels; the same function decides in the middleware and in the offline
+replay of the benchmark.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -40,6 +51,12 @@ TEXT_THRESHOLD = 0.95
 on open text (summaries, chat answers) close embeddings say little about which answer is right
 (on faithbench-dev, stopping at 0.9 kept 29% of the full pool's gain), so adaptive N should
 rarely stop early there."""
+SETTLE_RULES = ("majority", "confident")
+"""When the candidates in hand count as agreed (see :attr:`Agreement.settled`)."""
+CONFIDENCE = 0.95
+"""The ``confident`` rule's bar: the leading group is the likelier answer with this probability.
+0.95 is the Adaptive-Consistency paper's own setting and matches the share of the full pool's
+gain adaptive N is meant to keep (issue 14); it was chosen before measuring, not fitted."""
 SHORT_ANSWER_WORDS = 5
 """An answer of at most this many words is itself a final answer."""
 
@@ -60,17 +77,43 @@ class Agreement:
     """Indexes of the largest group of gate-passing candidates that agree with one of them."""
     of: int
     """Candidates looked at."""
+    runner_up: int = 0
+    """Size of the largest agreeing group among the gate-passing candidates outside ``group``."""
+    rule: str = "majority"
+    """The rule :attr:`settled` applies, one of :data:`SETTLE_RULES`."""
+
+    @property
+    def confidence(self) -> float:
+        """How sure the candidates in hand make the leading group: the probability that it is more
+        likely than the runner-up, their shares uniform a priori (Beta(lead+1, runner_up+1) > 1/2,
+        the Adaptive-Consistency criterion of Aggarwal et al. 2023)."""
+        return beta_above_half(len(self.group), self.runner_up)
 
     @property
     def settled(self) -> bool:
-        """True when at least two candidates, and more than half of them, agree and pass every gate."""
-        return len(self.group) >= 2 and 2 * len(self.group) > self.of
+        """Whether to stop buying candidates. ``majority``: at least two, and more than half of the
+        candidates in hand, agree and pass every gate. ``confident``: at least two agree and pass,
+        and :attr:`confidence` reaches :data:`CONFIDENCE`."""
+        if len(self.group) < 2:
+            return False
+        if self.rule == "confident":
+            return self.confidence >= CONFIDENCE
+        return 2 * len(self.group) > self.of
 
     @property
     def reason(self) -> str:
         """One line for the ranking: ``agreed: 2 of 2 candidates, same tool calls``."""
         verdict = "agreed" if self.settled else "no agreement"
-        return f"{verdict}: {len(self.group)} of {self.of} candidates passing every gate, {self.notion}"
+        line = f"{verdict}: {len(self.group)} of {self.of} candidates passing every gate, {self.notion}"
+        if self.rule == "confident":
+            line += f"; confidence {self.confidence:.3f} (next largest group {self.runner_up})"
+        return line
+
+
+def beta_above_half(lead: int, runner_up: int) -> float:
+    """P(X > 1/2) for X ~ Beta(lead + 1, runner_up + 1), exactly: P(Binomial(lead + runner_up + 1, 1/2) <= lead)."""
+    trials = lead + runner_up + 1
+    return sum(math.comb(trials, k) for k in range(lead + 1)) / (1 << trials)
 
 
 def gates_passed(reranker: Reranker, request: Request, candidates: Sequence[Candidate]) -> list[bool]:
@@ -89,17 +132,22 @@ def passed_all(checks: Sequence[Sequence[Check]]) -> list[bool]:
 
 
 def agreement(reranker: Reranker, request: Request, candidates: Sequence[Candidate],
-              passed: Sequence[bool]) -> Agreement:
+              passed: Sequence[bool], rule: str = "majority") -> Agreement:
     """How far ``candidates`` agree by the notion of ``request``'s profile; ``passed``: their gates."""
     notion, similar = _notion(reranker, request, candidates)
+    best = _largest_group([i for i in range(len(candidates)) if passed[i]], similar)
+    runner_up = _largest_group([i for i in range(len(candidates)) if passed[i] and i not in best], similar)
+    return Agreement(notion, best, len(candidates), len(runner_up), rule)
+
+
+def _largest_group(members: Sequence[int], similar: "Similar") -> tuple[int, ...]:
+    """The largest group of ``members`` agreeing with one of them (the first such, in order)."""
     best: tuple[int, ...] = ()
-    for i in range(len(candidates)):
-        if not passed[i]:
-            continue
-        group = tuple(j for j in range(len(candidates)) if passed[j] and (i == j or similar(i, j)))
+    for i in members:
+        group = tuple(j for j in members if i == j or similar(i, j))
         if len(group) > len(best):
             best = group
-    return Agreement(notion, best, len(candidates))
+    return best
 
 
 Similar = Callable[[int, int], bool]

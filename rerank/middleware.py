@@ -11,7 +11,7 @@ streams, raw responses and ``with_options`` copies as usual. Every other request
 - Usage is the sum over every request made; the ranking rides along in the body's ``rerank``
   field (read it with :func:`explain`) and in ``x-rerank-*`` response headers.
 - Per call, ``extra_body={"rerank": {"n": 8, "deadline": 2.0, "weights": {...}, "context": "..."}}``
-  (also ``"n": "auto"``, ``min_n``, ``max_n``, ``top_up``, ``strategy``, ``max_tokens_total``)
+  (also ``"n": "auto"``, ``min_n``, ``max_n``, ``top_up``, ``settle``, ``strategy``, ``max_tokens_total``)
   or the headers ``x-rerank-n``, ``x-rerank-deadline``, ``x-rerank-weights`` (a JSON object),
   ``x-rerank-strategy``, ``x-rerank-max-tokens-total`` override the options; they are checked
   before anything is sent and removed before the upstream sees the request.
@@ -187,7 +187,7 @@ def wrap(
     concurrency: int = DEFAULT_CONCURRENCY, deadline: float | None = None, context: ContextOption = None,
     native_n: bool = True, judge: bool | Scorer = False, judge_model: str | None = None,
     judge_weight: float = 2.0, min_n: int = 2, max_n: int = 8, top_up: str = "round",
-    strategy: str = "best", max_tokens_total: int | None = None, **reranker_options: Any,
+    settle: str = "majority", strategy: str = "best", max_tokens_total: int | None = None, **reranker_options: Any,
 ) -> ClientT:
     """A copy of an ``openai.OpenAI`` / ``AsyncOpenAI`` client whose calls return the best of ``n``.
 
@@ -201,7 +201,9 @@ def wrap(
     - ``n="auto"``: adaptive N. Ask for ``min_n`` candidates; stop when they agree by the task's
       own notion (same tool calls, same JSON leaves, same probe outputs, same short final answer,
       or close open text; :mod:`rerank.agreement`) and pass every gate; otherwise top up to
-      ``max_n`` in one more round (``top_up="round"``) or doubling (``top_up="double"``).
+      ``max_n`` in one more round (``top_up="round"``), doubling (``top_up="double"``) or one
+      candidate a round (``top_up="step"``). ``settle="confident"`` stops only once the leading
+      answer is 95% likely the likelier one (4 of 4 agreeing, 6 of 7...) instead of at a majority.
       The ranking's ``generation`` says how many rounds ran and why they stopped.
     - ``strategy="first-valid"``: ask for ``n`` at once and answer with the first candidate that
       passes every gate, cancelling the rest where the client allows (async) or leaving them
@@ -231,7 +233,7 @@ def wrap(
         )
     options = Options.of(n=n, models=tuple(models) if not isinstance(models, str) else models,
                          concurrency=concurrency, deadline=deadline, native_n=native_n, context=context,
-                         min_n=min_n, max_n=max_n, top_up=top_up, strategy=strategy,
+                         min_n=min_n, max_n=max_n, top_up=top_up, settle=settle, strategy=strategy,
                          max_tokens_total=max_tokens_total)
     if reranker is not None and reranker_options:
         raise ConfigError(

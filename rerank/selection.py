@@ -50,7 +50,7 @@ class Options(Fanning):
         """Raise ConfigError for an option that cannot work."""
         check_options(kind=kind, n=self.n, models=self.models, concurrency=self.concurrency, deadline=self.deadline)
         check_fanning(adaptive=self.adaptive, min_n=self.min_n, max_n=self.max_n, top_up=self.top_up,
-                      strategy=self.strategy, max_tokens_total=self.max_tokens_total, most=MAX_CANDIDATES)
+                      settle=self.settle, strategy=self.strategy, max_tokens_total=self.max_tokens_total, most=MAX_CANDIDATES)
         if self.context is not None and not (isinstance(self.context, str) or callable(self.context)):
             raise ConfigError(f"context must be a string or a function of the request body, got {self.context!r}")
 

@@ -32,7 +32,7 @@ KINDS: tuple[Kind, ...] = ("chat", "responses")
 URLS: dict[str, Kind] = {"/v1/chat/completions": "chat", "/v1/responses": "responses"}
 """The API paths answered with the best of N, and the API kind each one is."""
 
-OVERRIDE_KEYS = ("n", "deadline", "weights", "context", "min_n", "max_n", "top_up", "strategy", "max_tokens_total")
+OVERRIDE_KEYS = ("n", "deadline", "weights", "context", "min_n", "max_n", "top_up", "settle", "strategy", "max_tokens_total")
 HEADER_PREFIX = "x-rerank-"
 WIRE_HEADERS = {"content-length", "content-encoding", "transfer-encoding"}
 """Headers that describe a body as it went over the wire; a rebuilt body gets its own."""

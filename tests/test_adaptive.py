@@ -13,7 +13,7 @@ from openai import AsyncOpenAI, OpenAI
 
 import rerank
 from conftest_server import ANSWERS, MESSAGES, QUESTION, generation_bodies, start_server  # noqa: F401
-from rerank.agreement import final_answer
+from rerank.agreement import CONFIDENCE, beta_above_half, final_answer
 from rerank.testing import Fault
 from rerank.wire import add_usage, split_usage
 
@@ -147,12 +147,68 @@ def test_async_adaptive_stops_on_agreement(start_server):
     assert rerank.explain(completion).generation["stop"].startswith("agreed")
 
 
+def test_step_top_ups_buy_one_candidate_a_round_until_a_majority_agrees(start_server):
+    # Paris, Lyon disagree; the third (paris) makes 2 of 3 agree: stop there, not at max_n.
+    server = start_server(candidates=["Paris.", "Lyon.", "paris", "Nice.", "Lille.", "Brest.", "Nantes.", "Metz."])
+    completion = wrapped(server, n="auto", max_n=8, top_up="step", native_n=False).chat.completions.create(
+        model="m", messages=MESSAGES)
+    assert server.generation_requests == 3
+    generation = rerank.explain(completion).generation
+    assert generation["rounds"] == [{"asked": 2, "received": 2}, {"asked": 1, "received": 1}]
+    assert generation["stop"] == "agreed: 2 of 3 candidates passing every gate, same final answer"
+    assert completion.choices[0].message.content in ("Paris.", "paris")
+
+
+def test_the_confident_rule_steps_on_until_the_leading_answer_is_likely_enough(start_server):
+    # Unanimous answers: confidence 7/8 at two, 15/16 at three, 31/32 at four (>= 0.95): four requests.
+    server = start_server(candidates=["Paris.", "paris", "Paris", "PARIS", "Lyon.", "Nice.", "Lille.", "Brest."])
+    completion = wrapped(server, n="auto", max_n=8, top_up="step", settle="confident",
+                         native_n=False).chat.completions.create(model="m", messages=MESSAGES)
+    assert server.generation_requests == 4
+    generation = rerank.explain(completion).generation
+    assert [r["asked"] for r in generation["rounds"]] == [2, 1, 1]
+    assert generation["stop"] == ("agreed: 4 of 4 candidates passing every gate, same final answer; "
+                                  "confidence 0.969 (next largest group 0)")
+
+
+def test_the_confident_rule_counts_the_runner_up_and_stops_at_max_n_without_a_clear_leader(start_server):
+    # Two answers split evenly never reach the bar: every round is bought, one at a time.
+    server = start_server(candidates=["Paris.", "Lyon.", "paris", "lyon", "Paris", "Lyon"])
+    completion = wrapped(server, n="auto", max_n=6, top_up="step", settle="confident",
+                         native_n=False).chat.completions.create(model="m", messages=MESSAGES)
+    assert server.generation_requests == 6
+    generation = rerank.explain(completion).generation
+    assert [r["asked"] for r in generation["rounds"]] == [2, 1, 1, 1, 1]
+    assert generation["stop"] == "max_n: 6 candidates"
+
+
+def test_a_per_call_settle_rule_and_step_top_up_override_the_wrap_defaults(start_server):
+    server = start_server(candidates=["Paris.", "paris", "Paris", "PARIS", "Lyon.", "Nice.", "Lille.", "Brest."])
+    client = wrapped(server, n="auto", native_n=False)  # majority, round: would stop at two
+    completion = client.chat.completions.create(
+        model="m", messages=MESSAGES, extra_body={"rerank": {"settle": "confident", "top_up": "step"}})
+    assert server.generation_requests == 4
+    assert rerank.explain(completion).generation["stop"].startswith("agreed: 4 of 4")
+
+
+def test_beta_confidence_is_the_exact_probability_the_leader_is_the_likelier_answer():
+    assert beta_above_half(2, 0) == 7 / 8
+    assert beta_above_half(4, 0) == 31 / 32
+    assert beta_above_half(3, 3) == 1 / 2
+    for lead in range(8):
+        for runner_up in range(8):
+            assert beta_above_half(lead, runner_up) + beta_above_half(runner_up, lead) == pytest.approx(1.0)
+    # the bar: four unanimous answers, or six against one, settle; three unanimous or five against one do not
+    assert beta_above_half(4, 0) >= CONFIDENCE > beta_above_half(3, 0)
+    assert beta_above_half(6, 1) >= CONFIDENCE > beta_above_half(5, 1)
+
+
 # --- options are checked once, before anything is sent ---------------------------------------
 
 
 @pytest.mark.parametrize("override", [
     {"weights": {"nope": 1}}, {"n": "many"}, {"min_n": 5, "max_n": 3, "n": "auto"}, {"strategy": "fastest"},
-    {"max_tokens_total": 0}, {"top_up": "triple"},
+    {"max_tokens_total": 0}, {"top_up": "triple"}, {"settle": "maybe"},
 ])
 def test_a_bad_per_call_option_raises_before_any_request(start_server, override):
     server = start_server()

@@ -176,3 +176,34 @@ def test_middleware_table_and_numbers(tmp_path: Path, small_source: Path) -> Non
         assert row[key] > 0 and row["times_s"]
     assert row["native_vs_direct"] == pytest.approx(row["wrapped_native_s"] / row["direct_s"])
     assert row["fan_out_vs_sequential"] == pytest.approx(row["wrapped_fan_out_s"] / row["sequential_s"])
+
+
+def test_quality_adaptive_replays_each_rule_round_by_round(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    import quality
+
+    def pool(answers: list[str]) -> str:
+        return json.dumps({"id": "-".join(answers), "query": "What is the capital of France? One word.",
+                           "candidates": [{"content": a, "label": float(a.lower() == "paris")} for a in answers]})
+
+    source = tmp_path / "capitals-dev.jsonl"
+    # unanimous from the start; then one whose first two disagree and whose third sides with the first
+    source.write_text(pool(["Paris", "paris", "PARIS", "Paris.", "Lyon", "Nice", "Lille", "Metz"]) + "\n"
+                      + pool(["Paris", "Lyon", "paris", "Nice", "Lille", "Metz", "Brest", "Nantes"]) + "\n")
+    out = tmp_path / "q.json"
+    assert quality.main([str(source), "--adaptive", "--rule", "majority,round", "--rule", "majority,step",
+                         "--rule", "confident,step", "--json", str(out), "-q"]) == 0
+    assert "### Adaptive N" in capsys.readouterr().out
+    (run,) = json.loads(out.read_text())["runs"]
+    replayed = {(a["settle"], a["top_up"], a["min_n"]): a for a in run["adaptive"]}
+    assert len(replayed) == 6
+    # majority, round: 2 and 8 candidates (1 and 2 rounds); majority, step: 2 and 3 (1 and 2 rounds)
+    assert (replayed["majority", "round", 2]["mean_used"], replayed["majority", "round", 2]["mean_rounds"]) == (5, 1.5)
+    assert (replayed["majority", "step", 2]["mean_used"], replayed["majority", "step", 2]["mean_rounds"]) == (2.5, 1.5)
+    # confident, step: the unanimous pool stops at 4 (3 rounds: 2, 1, 1); the other never reaches 0.95 (7 rounds)
+    confident = replayed["confident", "step", 2]
+    assert (confident["mean_used"], confident["mean_rounds"], confident["most_rounds"]) == (6, 5.0, 7)
+    assert confident["stopped_early"] == 0.5
+    for a in run["adaptive"]:
+        assert a["full_size"] == 8 and a["mean_label"] == 1.0 and a["gain"] == a["full_gain"] == 1.0
