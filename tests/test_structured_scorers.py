@@ -110,6 +110,21 @@ def test_execution_consensus_rewards_agreeing_behaviour_and_survives_a_hang():
     assert scores[0] > scores[1] >= scores[3] == 0.0
 
 
+@pytest.mark.slow
+def test_execution_consensus_runs_each_program_once_and_remembers_its_outputs():
+    # A program whose outputs differ on every run shows whether it ran again: adaptive N looks
+    # at a growing pool after every round, and each look must not re-run the programs it saw.
+    request = Request(PROMPT)
+    noisy = Candidate(PROMPT + "    import random\n    return random.random()\n")
+    scorer = ExecutionConsensus(probes=3, timeout=1.0)
+    first = scorer.outputs(request, [noisy, Candidate(RIGHT)])
+    grown = scorer.outputs(request, [Candidate(RIGHT), noisy, Candidate(WRONG)])
+    assert grown[1] == first[0] and grown[0] == first[1] and grown[2] != grown[0]
+    assert all(o is not None for o in first[0])
+    fresh = ExecutionConsensus(probes=3, timeout=1.0).outputs(request, [noisy])
+    assert fresh[0] != first[0]
+
+
 def test_code_profiles_follow_what_the_user_allows():
     pool = [RIGHT, WRONG, RIGHT_TOO]
     assert Reranker().rank(PROMPT, pool).profile == "code"

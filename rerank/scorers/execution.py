@@ -8,6 +8,8 @@ validator it refuses to be built where the sandbox cannot isolate code, unless `
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,6 +22,9 @@ from ..python_checks import entry_point_of
 from ..sandbox import load_and_call
 from ..types import Candidate, Request
 from .base import AGREEMENT_MIN_CANDIDATES, Scorer
+
+RAN_KEPT = 2048
+"""Programs whose probe outputs an :class:`ExecutionConsensus` keeps (the least recently used go first)."""
 
 
 class ExecutionConsensus(Scorer):
@@ -43,6 +48,10 @@ class ExecutionConsensus(Scorer):
         self.timeout = timeout
         self.memory_mb = memory_mb
         self.jobs = jobs
+        # Each program's outputs on its probes, kept for later looks at a growing pool (adaptive N
+        # judges the candidates in hand after every round, then ranks them): each runs once.
+        self._ran: OrderedDict[tuple[str, str, tuple[str, ...]], list[str | None]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def applies(self, request: Request) -> bool:
         return entry_point_of(request.query) is not None
@@ -56,9 +65,19 @@ class ExecutionConsensus(Scorer):
 
         def run(candidate: Candidate) -> list[str | None]:
             code = extract_code(candidate.content or "")
+            key = (code, entry or "", tuple(calls))
+            with self._lock:
+                if key in self._ran:
+                    self._ran.move_to_end(key)
+                    return list(self._ran[key])
             outcome = load_and_call(code, calls, entry_point=entry, timeout=self.timeout, memory_mb=self.memory_mb,
                                     unsafe_exec=self.unsafe_exec)
-            return list(outcome.results)
+            results = list(outcome.results)
+            with self._lock:
+                self._ran[key] = results
+                while len(self._ran) > RAN_KEPT:
+                    self._ran.popitem(last=False)
+            return list(results)
 
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
             return list(pool.map(run, candidates))
