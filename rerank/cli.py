@@ -451,6 +451,10 @@ _N_OR_AUTO = _NOrAuto()
               help="With -n auto: candidates asked for first.")
 @click.option("--max-n", type=click.IntRange(1, MAX_CANDIDATES), default=8, show_default=True,
               help="With -n auto: most candidates per request.")
+@click.option("--top-up", type=click.Choice(["round", "double", "step"]), default="round", show_default=True,
+              help="With -n auto: the rest up to max-n in one round, doubling, or one candidate a round.")
+@click.option("--settle", type=click.Choice(["majority", "confident"]), default="majority", show_default=True,
+              help="With -n auto: stop at a majority of two or more, or once the leading answer is 95% likely.")
 @click.option("--strategy", type=click.Choice(["best", "first-valid"]), default="best", show_default=True,
               help="first-valid: answer with the first candidate that passes every gate.")
 @click.option("--max-tokens-total", type=click.IntRange(min=1), default=None, metavar="TOKENS",
@@ -466,7 +470,7 @@ _N_OR_AUTO = _NOrAuto()
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 @scoring_options
 def generate(input_file: BinaryIO, output: str, base_url: str | None, api_key: str | None, n: int | str,
-             min_n: int, max_n: int, strategy: str, max_tokens_total: int | None,
+             min_n: int, max_n: int, top_up: str, settle: str, strategy: str, max_tokens_total: int | None,
              llm_model: str | None, concurrency: int, max_retries: int, resume: bool, overwrite: bool,
              quiet: bool, **scoring: Any) -> None:
     """Answer every request of INPUT (OpenAI Batch API JSONL, or - for stdin) with the best of N.
@@ -487,7 +491,8 @@ def generate(input_file: BinaryIO, output: str, base_url: str | None, api_key: s
             model=llm_model, concurrency=concurrency, max_retries=max_retries, resume=resume,
             overwrite=overwrite, quiet=quiet, total=_count_lines(input_file), argv=sys.argv[1:],
             notify=_generate_notifier(quiet),
-            fanning={"min_n": min_n, "max_n": max_n, "strategy": strategy, "max_tokens_total": max_tokens_total},
+            fanning={"min_n": min_n, "max_n": max_n, "top_up": top_up, "settle": settle, "strategy": strategy,
+                     "max_tokens_total": max_tokens_total},
         ))
     except (ConfigError, InputError) as exc:
         raise click.UsageError(str(exc)) from None
@@ -727,8 +732,8 @@ def _score_on_ray(cluster: dict[str, Any], input_file: BinaryIO, output: Any, fm
 
 def _generate_on_ray(cluster: dict[str, Any], input_file: BinaryIO, output: str, base_url: str | None,
                      api_key: str | None, n: int | str, llm_model: str | None, concurrency: int, max_retries: int,
-                     resume: bool, overwrite: bool, quiet: bool, min_n: int, max_n: int, strategy: str,
-                     max_tokens_total: int | None, **scoring: Any) -> int:
+                     resume: bool, overwrite: bool, quiet: bool, min_n: int, max_n: int, top_up: str, settle: str,
+                     strategy: str, max_tokens_total: int | None, **scoring: Any) -> int:
     if resume:
         raise click.UsageError("--resume is not available with --ray: run again with --overwrite")
     if output != "-" and Path(output).is_file() and Path(output).stat().st_size and not overwrite:
@@ -743,7 +748,8 @@ def _generate_on_ray(cluster: dict[str, Any], input_file: BinaryIO, output: str,
     ranking["embedding_model"] = ranking.pop("model")
     options = {**ranking, "base_url": base_url, "api_key": api_key, "n": n, "model": llm_model,
                "concurrency": concurrency, "max_retries": max_retries,
-               "fanning": {"min_n": min_n, "max_n": max_n, "strategy": strategy, "max_tokens_total": max_tokens_total}}
+               "fanning": {"min_n": min_n, "max_n": max_n, "top_up": top_up, "settle": settle, "strategy": strategy,
+                           "max_tokens_total": max_tokens_total}}
     return _run_on_ray("GenerateStage", options, cluster, quiet, input_file, output,
                        lambda on_ray, lines: on_ray.requests(lines, model=llm_model))
 

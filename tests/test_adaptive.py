@@ -342,6 +342,25 @@ def test_rerank_generate_auto_writes_each_lines_cost_and_a_summary(start_server,
     assert bad.exit_code == 2 and "neither a whole number nor 'auto'" in bad.output
 
 
+def test_rerank_generate_takes_the_settle_rule_and_step_top_ups(start_server, tmp_path):
+    from click.testing import CliRunner
+
+    from rerank.cli import main
+
+    server = start_server(candidates=["Paris.", "paris", "Paris", "PARIS", "Lyon.", "Nice.", "Lille.", "Brest."])
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"custom_id": "r0", "method": "POST", "url": "/v1/chat/completions",
+                                  "body": {"model": "m", "messages": MESSAGES}}) + "\n")
+    output = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(main, ["generate", str(source), "-o", str(output), "--base-url", server.base_url,
+                                       "--api-key", "test", "-n", "auto", "--top-up", "step", "--settle", "confident"])
+    assert result.exit_code == 0, result.output
+    (line,) = [json.loads(line) for line in output.read_text().splitlines()]
+    generation = line["response"]["body"]["rerank"]["generation"]
+    assert [r["asked"] for r in generation["rounds"]] == [2, 1, 1]
+    assert generation["stop"].startswith("agreed: 4 of 4") and line["cost"]["received"] == 4
+
+
 def test_a_top_up_asks_for_no_more_than_the_budget_left_pays_for():
     from rerank.adaptive import Fanning, Rounds
     from rerank.agreement import Agreement
