@@ -182,6 +182,18 @@ def test_the_confident_rule_counts_the_runner_up_and_stops_at_max_n_without_a_cl
     assert generation["stop"] == "max_n: 6 candidates"
 
 
+def test_the_async_client_steps_and_settles_the_same_way(start_server):
+    server = start_server(candidates=["Paris.", "paris", "Paris", "PARIS", "Lyon.", "Nice.", "Lille.", "Brest."])
+
+    async def ask() -> Any:
+        client = awrapped(server, n="auto", top_up="step", settle="confident", native_n=False)
+        return await client.chat.completions.create(model="m", messages=MESSAGES)
+
+    completion = asyncio.run(ask())
+    assert server.generation_requests == 4
+    assert [r["asked"] for r in rerank.explain(completion).generation["rounds"]] == [2, 1, 1]
+
+
 def test_a_per_call_settle_rule_and_step_top_up_override_the_wrap_defaults(start_server):
     server = start_server(candidates=["Paris.", "paris", "Paris", "PARIS", "Lyon.", "Nice.", "Lille.", "Brest."])
     client = wrapped(server, n="auto", native_n=False)  # majority, round: would stop at two
