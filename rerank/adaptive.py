@@ -4,9 +4,10 @@
   (:mod:`rerank.agreement`, by the ``settle`` rule), stop. Otherwise top up, in one more round
   up to ``max_n`` (``top_up="round"``, the default), doubling the candidates in hand each round
   (``top_up="double"``) or one candidate a round (``top_up="step"``: the fewest candidates, at
-  up to ``max_n - min_n`` more rounds of latency), and look again. A ``deadline`` bounds every round together, and a
-  ``max_tokens_total`` budget stops topping up once the tokens spent reach it (a top-up asks
-  for no more candidates than the budget left pays for at the cost per candidate so far).
+  up to ``max_n - min_n`` more rounds of latency), and look again. A ``deadline`` bounds every
+  round together, and a ``max_tokens_total`` budget stops topping up once the tokens spent reach
+  it (a top-up asks for no more candidates than the budget left pays for at the cost per
+  candidate so far).
 - First valid (``strategy="first-valid"``): ask for N at once and stop at the first candidate
   that passes every gate; the requests still running are cancelled where the runner can
   (asyncio tasks), or left to finish unheard (threads).

@@ -140,7 +140,7 @@ def agreement(reranker: Reranker, request: Request, candidates: Sequence[Candida
     return Agreement(notion, best, len(candidates), len(runner_up), rule)
 
 
-def _largest_group(members: Sequence[int], similar: "Similar") -> tuple[int, ...]:
+def _largest_group(members: Sequence[int], similar: Similar) -> tuple[int, ...]:
     """The largest group of ``members`` agreeing with one of them (the first such, in order)."""
     best: tuple[int, ...] = ()
     for i in members:
