@@ -136,13 +136,14 @@ def test_onnx_vectors_keep_the_models_sense_of_similarity_in_the_order_given(sta
     for i in range(0, len(PARAPHRASES), 2):
         others = [similarity[i, j] for j in range(len(PARAPHRASES)) if j not in (i, i + 1)]
         assert similarity[i, i + 1] > max(others), (PARAPHRASES[i], similarity[i])
-    # Texts of very different lengths are batched by length: each comes back in its own place.
+    # A text's vector does not depend on the texts encoded with it (int8 scales each run's
+    # activations by their range: a shared batch would), and each comes back in its place.
     texts = [c["content"] for p in read_pools("alpaca_eval", limit=3) for c in p["candidates"]][:20]
     texts = texts[::2] + PARAPHRASES + texts[1::2]
-    batched = Embedder(backend="onnx").encode(texts)
-    alone = np.stack([Embedder(backend="onnx").encode([t])[0] for t in texts])
-    assert np.array_equal(np.argmax(batched @ alone.T, axis=1), np.arange(len(texts)))
-    assert np.min(np.sum(batched * alone, axis=1)) > 0.98
+    encoder = get_embedder(None, "onnx").encoder
+    batched = encoder.encode(texts)
+    alone = np.stack([encoder.encode([t])[0] for t in texts])
+    assert np.array_equal(batched, alone)
     # Over real answers, onnx cosines rank pairs as the transformer's do.
     upper = np.triu_indices(len(texts), 1)
     torch_sim = (lambda v: (v @ v.T)[upper])(get_embedder(None, "torch").encode(texts))

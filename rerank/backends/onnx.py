@@ -28,9 +28,6 @@ MAX_TOKENS = 128
 card); reading 256 as sentence-transformers does costs twice the time for nothing on the dev files
 (benchmarks/README.md, speed.py section)."""
 
-BATCH_SIZE = 32
-"""Texts per onnxruntime call."""
-
 POOLINGS = ("mean", "cls")
 """The sentence-transformers pooling modes this backend reproduces."""
 
@@ -112,8 +109,11 @@ def onnx_artifact(model: Path) -> Path:
 class OnnxEncoder:
     """Unit vectors from the int8 ONNX export of a sentence-transformers model, run by onnxruntime.
 
-    Each text is cut at ``max_tokens`` word pieces; a call's texts go through the model in batches
-    of similar length (less padding), and come back in the order given.
+    Each text is cut at ``max_tokens`` word pieces and run through the model alone: int8 dynamic
+    quantisation scales each run's activations by their range, so a batch would make a text's
+    vector depend on the texts beside it (and padding costs time a CPU does not win back).
+    onnxruntime uses ``$OMP_NUM_THREADS`` threads when that is set (Ray sets it to an actor's
+    CPUs), else its own default, the machine's physical cores.
     """
 
     def __init__(self, model: Path, *, max_tokens: int = MAX_TOKENS, folder: Path | None = None) -> None:
@@ -125,6 +125,9 @@ class OnnxEncoder:
             config = json.loads((folder / "rerank-onnx.json").read_text())
             options = onnxruntime.SessionOptions()
             options.log_severity_level = 3
+            threads = os.environ.get("OMP_NUM_THREADS", "")
+            if threads.isdigit() and int(threads) > 0:
+                options.intra_op_num_threads = int(threads)
             self._session = onnxruntime.InferenceSession(str(folder / "model.onnx"), options,
                                                          providers=["CPUExecutionProvider"])
             self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
@@ -136,27 +139,17 @@ class OnnxEncoder:
         self.dimension = int(config["dimension"])
         self.max_tokens = max_tokens
         self._tokenizer.enable_truncation(max_tokens)
-        self._tokenizer.enable_padding()
+        self._tokenizer.no_padding()
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """A ``(len(texts), dimension)`` array of unit vectors, in the order of ``texts``."""
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), BATCH_SIZE):
-            batch = order[start : start + BATCH_SIZE]
-            out[batch] = self._encode_batch([texts[i] for i in batch])
+        for i, encoding in enumerate(self._tokenizer.encode_batch(list(texts))):
+            arrays = {"input_ids": encoding.ids, "attention_mask": encoding.attention_mask,
+                      "token_type_ids": encoding.type_ids}
+            feed = {name: np.array([arrays[name]], dtype=np.int64) for name in self._inputs}
+            hidden = self._session.run(None, feed)[0][0]
+            vector = hidden[0] if self._pooling == "cls" else hidden.mean(axis=0)
+            norm = float(np.linalg.norm(vector))
+            out[i] = vector / norm if norm > 0 else vector
         return out
-
-    def _encode_batch(self, texts: list[str]) -> np.ndarray:
-        encodings = self._tokenizer.encode_batch(texts)
-        arrays = {"input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-                  "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-                  "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64)}
-        hidden = self._session.run(None, {name: arrays[name] for name in self._inputs})[0]
-        if self._pooling == "cls":
-            vectors = hidden[:, 0]
-        else:
-            mask = arrays["attention_mask"][..., None].astype(np.float32)
-            vectors = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1.0)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return np.asarray(vectors / np.where(norms > 0, norms, 1.0), dtype=np.float32)
