@@ -1,6 +1,6 @@
 """Speed of every embedding backend side by side: latency per pool, throughput, cold start, memory.
 
-    python benchmarks/speed.py [--backends torch,static] [--source alpaca_eval-dev.jsonl] [--sizes 4,8,16]
+    python benchmarks/speed.py [--backends torch,onnx,static] [--source alpaca_eval-dev.jsonl] [--sizes 4,8,16]
 
 1. Latency: pools of 4, 8 and 16 candidates of about 300 word pieces each (alpaca_eval outputs,
    each text used once so the embedding cache never helps), ranked by
