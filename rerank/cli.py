@@ -82,8 +82,9 @@ model_option = click.option("--embedding-model", "model", metavar="DIR",
                             help="Embedding model directory (default: the bundled all-MiniLM-L6-v2).")
 backend_option = click.option(
     "--embedding-backend", "embedding_backend", type=click.Choice(BACKENDS), default=None,
-    help=f"How embeddings are computed (default: {DEFAULT_BACKEND}): torch runs the model; static reads "
-         f"vectors distilled from it once (much faster; `rerank prepare` distils them ahead of time).")
+    help=f"How embeddings are computed (default: {DEFAULT_BACKEND}): torch runs the model as it ships; onnx "
+         f"runs it exported once to int8 ONNX (no torch at run time); static reads vectors distilled from it "
+         f"once (fastest, weaker on relevance). `rerank prepare` builds onnx's and static's files ahead of time.")
 
 
 def scoring_options(func: Any) -> Any:
@@ -378,8 +379,9 @@ def plugins_command(as_json: bool) -> None:
 def prepare_command(embedding_backend: str, model: str | None) -> None:
     """Build what an embedding backend derives from the model, now, so that no run waits for it.
 
-    static distils the model's vectors (about 30 s idle, minutes on a busy machine; needs torch);
-    torch needs nothing and is only loaded as a check. The result goes to the cache folder
+    onnx exports the model to int8 ONNX (about 15 s; needs torch once, not at run time); static
+    distils the model's vectors (about 30 s idle, minutes on a busy machine; needs torch); torch
+    needs nothing and is only loaded as a check. The result goes to the cache folder
     ($RERANK_CACHE_DIR, else $XDG_CACHE_HOME/rerank, else ~/.cache/rerank), e.g. in a Docker build.
     """
     from .backends import prepare

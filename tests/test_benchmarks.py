@@ -121,33 +121,34 @@ def test_speed_tables_and_numbers(tmp_path: Path, small_source: Path, static_cac
     out = tmp_path / "speed.json"
     quality = tmp_path / "quality"
     quality.mkdir()
-    for backend, gain in (("torch", 0.5), ("static", 0.47)):
+    for backend, gain in (("torch", 0.5), ("onnx", 0.49), ("static", 0.47)):
         (quality / f"quality-{backend}.json").write_text(json.dumps({"runs": [
             {"file": "f-dev.jsonl", "validators": [], "rows": [{"selector": "default", "gain": gain}]}]}))
     stdout = run_script("speed.py", "--source", small_source, "--sizes", "2,8", "--pools", "1",
                         "--throughput-pools", "2", "--cold-runs", "1", "--quality-dir", quality, "--signal-pools", "1",
                         "--middleware-calls", "1", "--json", out, "-q", timeout=900)
     assert "### Reranker latency per pool" in stdout
-    for backend in ("torch", "static"):
+    for backend in ("torch", "onnx", "static"):
         assert f"| {backend} | 2 | 1 |" in stdout and f"| {backend} | 8 | 1 |" in stdout
     assert "cold start, one pool" in stdout and "pools/s" in stdout and "peak RSS" in stdout
-    assert "| f-dev.jsonl [none] | +0.500 | +0.470 |" in stdout
+    assert "| f-dev.jsonl [none] | +0.500 | +0.490 | +0.470 |" in stdout
     assert "| bfcl | tools | static |" in stdout and "| humaneval | code | torch |" in stdout
     assert "| gain within 0.02 of torch on every dev file | static | worst gap +0.030 over the 1 file(s) both backends have | not met |" in stdout
-    assert "| a tools pool never imports torch | torch (default) | torch not imported | met |" in stdout
+    assert "| gain within 0.02 of torch on every dev file | onnx (default) | worst gap +0.010 over the 1 file(s) both backends have | met |" in stdout
+    assert "| a tools pool never imports torch | onnx (default) | torch not imported | met |" in stdout
     assert "### Middleware: wrapped call (native n)" in stdout and "wall − direct ≤ 1.2 × scoring" in stdout
 
     report = json.loads(out.read_text())
-    assert report["backends"] == ["torch", "static"]
+    assert report["backends"] == ["torch", "onnx", "static"]
     assert [(row["backend"], row["size"]) for row in report["latency"]] == [
-        ("torch", 2), ("static", 2), ("torch", 8), ("static", 8)]
+        ("torch", 2), ("onnx", 2), ("static", 2), ("torch", 8), ("onnx", 8), ("static", 8)]
     for row in report["latency"]:
         assert 0 < row["p50_ms"] <= row["p95_ms"] and row["encode_p50_ms"] > 0 and row["ratio_p50"] > 0
         used = {name for name in PROFILES["chat"].weights if row["size"] >= scorer_class(name).min_candidates}
         assert set(row["shares"]) == used | {"other"}
         assert set(row["scorer_ms"]) == used
         assert sum(row["shares"].values()) == pytest.approx(1.0, abs=1e-6)
-    for backend in ("torch", "static"):
+    for backend in ("torch", "onnx", "static"):
         cli, api = report["cli"][backend], report["api"][backend]
         assert cli["throughput_pools"] == 2 and len(cli["cold_start_runs_s"]) == 1
         assert cli["throughput_pools_per_s"] > 0 and cli["throughput_peak_rss_mb"] > 50
@@ -156,9 +157,10 @@ def test_speed_tables_and_numbers(tmp_path: Path, small_source: Path, static_cac
     assert signals[("faithbench", "torch")]["profile"] == "grounded"
     assert {"grounding", "bm25-grounding"} <= set(signals[("faithbench", "static")]["signal_ms"])
     assert "python" in signals[("humaneval", "torch")]["signal_ms"]
-    assert report["quality"] == {"torch": {"f-dev.jsonl [none]": 0.5}, "static": {"f-dev.jsonl [none]": 0.47}}
-    assert report["tools_pool_imports_torch"] is False and report["default_backend"] == "torch"
-    for backend in ("torch", "static"):
+    assert report["quality"] == {"torch": {"f-dev.jsonl [none]": 0.5}, "onnx": {"f-dev.jsonl [none]": 0.49},
+                                 "static": {"f-dev.jsonl [none]": 0.47}}
+    assert report["tools_pool_imports_torch"] is False and report["default_backend"] == "onnx"
+    for backend in ("torch", "onnx", "static"):
         middleware = report["middleware"][backend]
         assert middleware["n"] == 8 and len(middleware["times_s"]["scoring"]) == 1
         assert middleware["wrapped_s"] > middleware["scoring_s"] > 0 and middleware["direct_s"] >= 0.2

@@ -1,11 +1,12 @@
 """Embedding backends: nothing heavy at start-up, one load per process, each text encoded once,
-and static vectors distilled from the bundled model that keep its sense of similarity."""
+and the onnx export and static vectors derived from the bundled model keep its sense of similarity."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -38,8 +39,9 @@ PARAPHRASES = [
 
 @pytest.fixture(scope="session")
 def static_cache(tmp_path_factory: pytest.TempPathFactory):
-    """A cache folder holding static vectors really distilled from the bundled model, once per session
-    (one folder per session, so a module that imports this fixture finds the vectors made)."""
+    """A cache folder holding static vectors really distilled from the bundled model and the model
+    really exported to int8 ONNX, once per session (one folder per session, so a module that imports
+    this fixture finds them made)."""
     folder = tmp_path_factory.getbasetemp() / "rerank-cache"
     folder.mkdir(exist_ok=True)
     with pytest.MonkeyPatch.context() as patch:
@@ -47,6 +49,7 @@ def static_cache(tmp_path_factory: pytest.TempPathFactory):
         from rerank.backends import prepare
 
         prepare("static", bundled_model_path())
+        prepare("onnx", bundled_model_path())
         yield folder
 
 
@@ -84,7 +87,7 @@ def test_the_torch_backend_loads_on_the_first_encode_only():
     loaded = run_python(f"""
 import json, sys
 from rerank import Reranker
-reranker = Reranker()
+reranker = Reranker(embedding_backend="torch")
 before = {LOADED}
 reranker.rank("How long should I boil an egg?", ["Six minutes.", "Ten minutes."])
 print(json.dumps([before, {LOADED}]))
@@ -104,6 +107,72 @@ assert {{"grounding", "consensus", "relevance"}} <= set(ranking.weights), rankin
 print(json.dumps({LOADED}))
 """, **{CACHE_ENV: str(static_cache)})
     assert loaded == dict.fromkeys(HEAVY, False)
+
+
+@pytest.mark.slow
+def test_the_default_onnx_backend_ranks_pools_with_embedding_scorers_without_torch(static_cache):
+    loaded = run_python(f"""
+import json, sys
+from rerank import Reranker
+pools = [json.loads(line) for line in open({str(EXAMPLES)!r})]
+grounded = next(p for p in pools if p.get("context"))
+ranking = Reranker().rank(grounded, grounded["candidates"])
+assert {{"grounding", "consensus", "relevance"}} <= set(ranking.weights), ranking.weights
+print(json.dumps({{**{LOADED}, "onnxruntime": "onnxruntime" in sys.modules}}))
+""", **{CACHE_ENV: str(static_cache)})
+    assert DEFAULT_BACKEND == "onnx"
+    assert loaded == {**dict.fromkeys(HEAVY, False), "onnxruntime": True}
+
+
+@pytest.mark.slow
+def test_onnx_vectors_keep_the_models_sense_of_similarity_in_the_order_given(static_cache):
+    onnx = Embedder(backend="onnx").encode(PARAPHRASES)
+    torch_vectors = get_embedder(None, "torch").encode(PARAPHRASES)
+    assert onnx.shape == (len(PARAPHRASES), 384)
+    assert np.allclose(np.linalg.norm(onnx, axis=1), 1.0, atol=1e-5)
+    # int8 weights: each short sentence's vector stays close to the transformer's own
+    assert np.min(np.sum(onnx * torch_vectors, axis=1)) > 0.9
+    similarity = onnx @ onnx.T
+    for i in range(0, len(PARAPHRASES), 2):
+        others = [similarity[i, j] for j in range(len(PARAPHRASES)) if j not in (i, i + 1)]
+        assert similarity[i, i + 1] > max(others), (PARAPHRASES[i], similarity[i])
+    # A text's vector does not depend on the texts encoded with it (int8 scales each run's
+    # activations by their range: a shared batch would), and each comes back in its place.
+    texts = [c["content"] for p in read_pools("alpaca_eval", limit=3) for c in p["candidates"]][:20]
+    texts = texts[::2] + PARAPHRASES + texts[1::2]
+    encoder = get_embedder(None, "onnx").encoder
+    batched = encoder.encode(texts)
+    alone = np.stack([encoder.encode([t])[0] for t in texts])
+    assert np.array_equal(batched, alone)
+    # Over real answers, onnx cosines rank pairs as the transformer's do.
+    upper = np.triu_indices(len(texts), 1)
+    torch_sim = (lambda v: (v @ v.T)[upper])(get_embedder(None, "torch").encode(texts))
+    ranks = [np.argsort(np.argsort(s)) for s in (torch_sim, (batched @ batched.T)[upper])]
+    assert np.corrcoef(*ranks)[0, 1] > 0.9
+
+
+def test_a_damaged_onnx_export_is_a_clear_error(static_cache, tmp_path):
+    from rerank.backends.onnx import OnnxEncoder, onnx_artifact
+
+    damaged = tmp_path / "onnx"
+    shutil.copytree(onnx_artifact(bundled_model_path()), damaged)
+    (damaged / "model.onnx").write_bytes(b"not a model")
+    with pytest.raises(ConfigError, match="cannot be read.*delete that folder and run `rerank prepare --embedding-backend onnx`"):
+        OnnxEncoder(bundled_model_path(), folder=damaged)
+
+
+def test_a_pooling_the_onnx_backend_cannot_reproduce_is_refused_before_exporting(tmp_path):
+    from rerank.backends.onnx import _pooling
+
+    (tmp_path / "1_Pooling").mkdir()
+    config = tmp_path / "1_Pooling" / "config.json"
+    config.write_text(json.dumps({"pooling_mode_cls_token": False, "pooling_mode_mean_tokens": False,
+                                  "pooling_mode_max_tokens": True}))
+    with pytest.raises(ConfigError, match="mean or CLS pooling only.*use --embedding-backend torch"):
+        _pooling(tmp_path)
+    config.write_text(json.dumps({"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False}))
+    assert _pooling(tmp_path) == "cls"
+    assert _pooling(bundled_model_path()) == "mean"
 
 
 @pytest.mark.slow
@@ -181,10 +250,10 @@ def test_a_direct_rank_encodes_its_pool_in_one_batch(static_cache):
 
 
 def test_an_unknown_backend_is_a_clear_error():
-    with pytest.raises(ConfigError, match="unknown embedding backend 'gpu'.*torch, static"):
+    with pytest.raises(ConfigError, match="unknown embedding backend 'gpu'.*torch, onnx, static"):
         Reranker(embedding_backend="gpu")
     result = CliRunner().invoke(main, ["score", str(EXAMPLES), "--embedding-backend", "gpu"])
-    assert result.exit_code == 2 and "'gpu' is not one of 'torch', 'static'" in result.output
+    assert result.exit_code == 2 and "'gpu' is not one of 'torch', 'onnx', 'static'" in result.output
     assert DEFAULT_BACKEND in BACKENDS
 
 
@@ -201,6 +270,9 @@ def test_rerank_score_and_prepare_with_static_vectors(static_cache, tmp_path):
     prepared = CliRunner().invoke(main, ["prepare", "--embedding-backend", "static"])
     assert prepared.exit_code == 0, prepared.output
     assert f"static: ready in {static_cache / 'static'}" in prepared.output and "256-dimensional" in prepared.output
+    prepared = CliRunner().invoke(main, ["prepare"])  # the default backend: onnx
+    assert prepared.exit_code == 0, prepared.output
+    assert f"onnx: ready in {static_cache / 'onnx'}" in prepared.output and "384-dimensional" in prepared.output
 
 
 def test_an_artifact_is_built_once_into_the_cache_with_a_message(tmp_path, monkeypatch, caplog):

@@ -1,6 +1,8 @@
 """Embedding backends by name: each turns texts into a sentence-transformers model's vectors its own way.
 
 - ``torch`` (:mod:`.transformer`): sentence-transformers on torch, the model as it ships;
+- ``onnx`` (:mod:`.onnx`): the transformer exported once to int8 ONNX, run by onnxruntime
+  (no torch at run time), reading the first 128 word pieces of a text;
 - ``static`` (:mod:`.static`): static token vectors distilled once from the model (model2vec),
   read with numpy and a tokenizer at run time.
 
@@ -17,10 +19,15 @@ from ..embeddings import Encoder, check_backend
 
 def load_encoder(name: str, model: Path, *, device: str = "cpu", batch_size: int = 32) -> Encoder:
     """The encoder of backend ``name`` for the sentence-transformers model directory ``model``."""
-    if check_backend(name) == "static":
+    backend = check_backend(name)
+    if backend == "static":
         from .static import StaticEncoder
 
         return StaticEncoder(model)
+    if backend == "onnx":
+        from .onnx import OnnxEncoder
+
+        return OnnxEncoder(model)
     from .transformer import TransformerEncoder
 
     return TransformerEncoder(model, device=device, batch_size=batch_size)
@@ -29,8 +36,13 @@ def load_encoder(name: str, model: Path, *, device: str = "cpu", batch_size: int
 def prepare(name: str, model: Path) -> Path | None:
     """Build backend ``name``'s artifact for ``model`` now if it is missing; its folder, or None
     for a backend that reads the model as it is (``torch``)."""
-    if check_backend(name) == "static":
+    backend = check_backend(name)
+    if backend == "static":
         from .static import static_artifact
 
         return static_artifact(model)
+    if backend == "onnx":
+        from .onnx import onnx_artifact
+
+        return onnx_artifact(model)
     return None
