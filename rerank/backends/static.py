@@ -8,11 +8,12 @@ of table rows in numpy: no torch, no transformer.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from itertools import chain
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -30,7 +31,12 @@ CACHED_WORDS = 200_000
 
 # The characters the BERT tokenizer splits words at: Unicode white space, less the control
 # characters among it (\x0b, \x0c, \x85), which its normaliser deletes instead.
-_SPACES = re.compile("[\t\n\r \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
+_SPACE_CHARS = "\t\n\r \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_SPACES = re.compile(f"[{_SPACE_CHARS}]+")
+# A BERT tokenizer also cuts around every punctuation character; the ASCII ones are cut here
+# already, so that "word," and "word." share the cache entry of "word".
+_ASCII_PUNCTUATION = r"!-/:-@\[-`{-~"
+_BERT_WORDS = re.compile(f"[^{_ASCII_PUNCTUATION}{_SPACE_CHARS}]+|[{_ASCII_PUNCTUATION}]")
 
 
 def _distill(model: Path, folder: Path) -> None:
@@ -77,7 +83,28 @@ class StaticEncoder:
         unknown = getattr(self._tokenizer.model, "unk_token", None)
         self._unknown = self._tokenizer.token_to_id(unknown) if unknown else None
         self.dimension = int(self._table.shape[1])
-        self._words: dict[str, list[int]] = {}
+        self._bert = _bert_like(self._tokenizer)
+        self._added = [t.content for t in self._tokenizer.get_added_tokens_decoder().values()]
+        # A lower-case ASCII word of the vocabulary is its own single piece: known without tokenising.
+        self._known: dict[str, list[int]] = {}
+        if self._bert:
+            self._known = {word: [i] for word, i in self._tokenizer.get_vocab().items()
+                           if word.isascii() and (word.isalnum() and word.islower() or word.isdigit()
+                                                  or _ASCII_PUNCT_CHAR.fullmatch(word))}
+        self._words: dict[str, list[int]] = dict(self._known)
+
+    def _split(self, text: str) -> list[str]:
+        """The words of ``text`` (cut at ``max_tokens`` × CHARS_PER_TOKEN characters) whose word
+        pieces, end to end, are the text's. For a BERT tokenizer (lower-casing, cutting at white
+        space and punctuation) ASCII words are lower-cased and ASCII punctuation marks stand alone,
+        as the tokenizer does itself; a text holding an added token (e.g. "[UNK]", matched before
+        that) and other tokenizers are cut at white space only."""
+        text = text[: self.max_tokens * CHARS_PER_TOKEN]
+        if not self._bert or any(token in text for token in self._added):
+            return [w for w in _SPACES.split(text) if w]
+        if text.isascii():
+            return _BERT_WORDS.findall(text.lower())
+        return [w.lower() if w.isascii() else w for w in _BERT_WORDS.findall(text)]
 
     def pieces(self, texts: Sequence[str]) -> list[list[int]]:
         """Each text's word-piece ids, cut at ``max_tokens``. Each distinct word is tokenised once per
@@ -85,12 +112,13 @@ class StaticEncoder:
         text's pieces are its words' pieces."""
         # A word piece averages 4 to 5 characters: cutting at 12 per token keeps every piece read
         # and spares splitting the rest of a long text.
-        words = [[w for w in _SPACES.split(text[: self.max_tokens * CHARS_PER_TOKEN]) if w] for text in texts]
+        words = [self._split(text) for text in texts]
         cache = self._words
-        new = list(dict.fromkeys(w for group in words for w in group if w not in cache))
+        new = [w for w in set(chain.from_iterable(words)) if w not in cache]  # any order: words are tokenised apart
         if new:
             if len(cache) + len(new) > CACHED_WORDS:
                 cache.clear()
+                cache.update(self._known)
             # One string, one call on this thread (a batch call wakes the tokenizer's thread pool,
             # milliseconds on a busy machine); each piece's offset tells which word it came from.
             encoding = self._tokenizer.encode(" ".join(new), add_special_tokens=False)
@@ -119,3 +147,17 @@ class StaticEncoder:
             out[i] = self._table[ids[ends[i] - counts[i] : ends[i]]].sum(axis=0) / counts[i]
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.where(norms > 0, norms, 1.0)
+
+
+_ASCII_PUNCT_CHAR = re.compile(f"[{_ASCII_PUNCTUATION}]")
+
+
+def _bert_like(tokenizer: Any) -> bool:
+    """Whether ``tokenizer`` lower-cases and cuts words at white space and punctuation as BERT's
+    does, with no added token matched after normalising (so that :meth:`StaticEncoder._split`
+    may lower-case and cut ASCII words itself)."""
+    spec = json.loads(tokenizer.to_str())
+    normalizer, pre_tokenizer = spec.get("normalizer") or {}, spec.get("pre_tokenizer") or {}
+    return (normalizer.get("type") == "BertNormalizer" and normalizer.get("lowercase") is True
+            and pre_tokenizer.get("type") == "BertPreTokenizer" and (spec.get("model") or {}).get("type") == "WordPiece"
+            and not any(token.get("normalized") for token in spec.get("added_tokens") or []))
