@@ -8,7 +8,6 @@ of table rows in numpy: no torch, no transformer.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from itertools import chain
@@ -156,8 +155,9 @@ def _bert_like(tokenizer: Any) -> bool:
     """Whether ``tokenizer`` lower-cases and cuts words at white space and punctuation as BERT's
     does, with no added token matched after normalising (so that :meth:`StaticEncoder._split`
     may lower-case and cut ASCII words itself)."""
-    spec = json.loads(tokenizer.to_str())
-    normalizer, pre_tokenizer = spec.get("normalizer") or {}, spec.get("pre_tokenizer") or {}
-    return (normalizer.get("type") == "BertNormalizer" and normalizer.get("lowercase") is True
-            and pre_tokenizer.get("type") == "BertPreTokenizer" and (spec.get("model") or {}).get("type") == "WordPiece"
-            and not any(token.get("normalized") for token in spec.get("added_tokens") or []))
+    from tokenizers import models, normalizers, pre_tokenizers
+
+    return (isinstance(tokenizer.normalizer, normalizers.BertNormalizer) and tokenizer.normalizer.lowercase is True
+            and isinstance(tokenizer.pre_tokenizer, pre_tokenizers.BertPreTokenizer)
+            and isinstance(tokenizer.model, models.WordPiece)
+            and not any(token.normalized for token in tokenizer.get_added_tokens_decoder().values()))
