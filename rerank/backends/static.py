@@ -109,8 +109,12 @@ class StaticEncoder:
         """Each text's word-piece ids, cut at ``max_tokens``. Each distinct word is tokenised once per
         process, all of a call's new words in one batch: the tokenizer treats words apart, so a
         text's pieces are its words' pieces."""
-        # A word piece averages 4 to 5 characters: cutting at 12 per token keeps every piece read
-        # and spares splitting the rest of a long text.
+        cache = self._words
+        return [list(chain.from_iterable(map(cache.__getitem__, group)))[: self.max_tokens]
+                for group in self._cached_words(texts)]
+
+    def _cached_words(self, texts: Sequence[str]) -> list[list[str]]:
+        """Each text's words (see :meth:`_split`), every one of them now in the word cache."""
         words = [self._split(text) for text in texts]
         cache = self._words
         new = [w for w in set(chain.from_iterable(words)) if w not in cache]  # any order: words are tokenised apart
@@ -127,23 +131,20 @@ class StaticEncoder:
             ids = encoding.ids
             for i, word in enumerate(new):
                 cache[word] = ids[bounds[i] : bounds[i + 1]]
-        return [list(chain.from_iterable(map(cache.__getitem__, group)))[: self.max_tokens] for group in words]
+        return words
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Unit vectors in one call: each text's known word pieces (at most ``max_tokens``, see
         :meth:`pieces`) have their vectors averaged (a text with none gets the zero vector)."""
-        pieces = self.pieces(texts)
-        lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
-        ids = np.fromiter(chain.from_iterable(pieces), dtype=np.int64, count=int(lengths.sum()))
-        owner = np.repeat(np.arange(len(pieces)), lengths)
-        known = ids != (-1 if self._unknown is None else self._unknown)
-        ids, owner = ids[known], owner[known]
-        counts = np.bincount(owner, minlength=len(pieces))
-        ends = np.cumsum(counts)
-        out = np.zeros((len(pieces), self.dimension), dtype=np.float32)
+        cache = self._words
+        unknown = -1 if self._unknown is None else self._unknown
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         # Text by text: one text's rows stay in the CPU cache, where a whole batch's would fill memory.
-        for i in np.flatnonzero(counts):
-            out[i] = self._table[ids[ends[i] - counts[i] : ends[i]]].sum(axis=0) / counts[i]
+        for i, group in enumerate(self._cached_words(texts)):
+            ids = np.fromiter(chain.from_iterable(map(cache.__getitem__, group)), dtype=np.int64)[: self.max_tokens]
+            ids = ids[ids != unknown]
+            if len(ids):
+                out[i] = self._table[ids].sum(axis=0) / np.int64(len(ids))
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.where(norms > 0, norms, 1.0)
 
