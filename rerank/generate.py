@@ -228,9 +228,23 @@ def fan_out(first: Sequence[J], call: Callable[[J], Any], done: Done[J], *, conc
     which returns the follow-up jobs to run, or :data:`STOP`. With a ``deadline`` (seconds) the
     loop stops waiting then, unless ``have()`` says nothing usable is in hand yet: then it waits
     on for the next job. Jobs left unfinished keep their threads until they end; their results
-    are dropped. A BaseException that is no Exception (KeyboardInterrupt) is raised again.
+    are dropped. A BaseException that is no Exception (KeyboardInterrupt) is raised again. A lone
+    first job that nothing could cut short (no deadline, or nothing in hand) runs on the calling
+    thread: no thread is started for a single request.
     """
     start = time.monotonic()
+    if len(first) == 1 and (deadline is None or not have()):
+        # One job the loop would wait for whatever the deadline (e.g. a native-n request): it runs
+        # on this thread, and a worker thread starts only for follow-ups.
+        job = first[0]
+        try:
+            result, error = call(job), None
+        except Exception as exc:  # noqa: BLE001 - handed to done() as a worker's error would be
+            result, error = None, exc
+        follow_ups = done(job, result, error)
+        if follow_ups is STOP or not follow_ups:
+            return []
+        first = list(follow_ups)
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="rerank-fan-out")
     pending: dict[Future[Any], J] = {}
     try:

@@ -130,26 +130,40 @@ def first_unsafe(value: Any) -> tuple[str, str] | None:
     Finds :class:`NotJSON` values, non-finite floats and strings (or keys) with a lone
     surrogate. One pass, no recursion.
     """
-    stack: list[tuple[str, Any]] = [("$", value)]
+    # Each item's place is kept as (parent's place, key); its path text is written only if found.
+    stack: list[tuple[Any, Any]] = [(None, value)]
     while stack:
-        path, item = stack.pop()
+        where, item = stack.pop()
         if isinstance(item, NotJSON):
-            return path, item.what
+            return _written(where), item.what
         if isinstance(item, float) and not math.isfinite(item):
-            return path, f"{item} (JSON has no NaN or Infinity)"
+            return _written(where), f"{item} (JSON has no NaN or Infinity)"
         if isinstance(item, str):
             surrogate = _lone_surrogate(item)
             if surrogate:
-                return path, f"a lone surrogate ({surrogate}), which is no Unicode text"
+                return _written(where), f"a lone surrogate ({surrogate}), which is no Unicode text"
         elif isinstance(item, dict):
             for key in reversed(list(item)):
                 surrogate = _lone_surrogate(key) if isinstance(key, str) else None
                 if surrogate:
-                    return _path(path, key), f"a key with a lone surrogate ({surrogate}), which is no Unicode text"
-                stack.append((_path(path, key), item[key]))
+                    return (_written((where, key)),
+                            f"a key with a lone surrogate ({surrogate}), which is no Unicode text")
+                stack.append(((where, key), item[key]))
         elif isinstance(item, (list, tuple)):
-            stack += [(_path(path, i), v) for i, v in reversed(list(enumerate(item)))]
+            stack += [((where, i), v) for i, v in reversed(list(enumerate(item)))]
     return None
+
+
+def _written(where: Any) -> str:
+    """The JSON path of a place kept by :func:`first_unsafe` (nested ``(parent, key)`` pairs)."""
+    keys = []
+    while where is not None:
+        where, key = where
+        keys.append(key)
+    path = "$"
+    for key in reversed(keys):
+        path = _path(path, key)
+    return path
 
 
 def json_safe(value: Any, path: str = "$") -> tuple[Any, list[str]]:

@@ -187,15 +187,20 @@ class Reranker:
         tie_key = np.round(total, 6)
         checks = signals.checks
         gates = [gate_rank(cs) for cs in checks]
-        order = sorted(range(n), key=lambda i: (-gates[i][0], -gates[i][1], -tie_key[i], i))
+        keys = tie_key.tolist()
+        order = sorted(range(n), key=lambda i: (-gates[i][0], -gates[i][1], -keys[i], i))
+        # Python floats once per signal (the same values as float(v[i]), without a numpy scalar each).
+        totals = np.asarray(total, dtype=float).tolist()
+        parts = {name: np.asarray(v, dtype=float).tolist() for name, v in components.items()}
+        raws = {name: np.asarray(v, dtype=float).tolist() for name, v in signals.raw.items()}
         ranked = tuple(
             ScoredCandidate(
                 index=i,
                 candidate=signals.pool[i],
                 rank=rank,
-                score=float(total[i]),
-                components={name: float(v[i]) for name, v in components.items()},
-                raw={name: float(v[i]) for name, v in signals.raw.items()},
+                score=totals[i],
+                components={name: v[i] for name, v in parts.items()},
+                raw={name: v[i] for name, v in raws.items()},
                 checks=checks[i],
             )
             for rank, i in enumerate(order)

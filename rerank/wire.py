@@ -245,14 +245,9 @@ def read_reply(kind: Kind, status: int, content: bytes, *, upstream: Any = None)
         raise SendError(f"HTTP {status}: {str(message)[:300]}", status=status, body=body, upstream=upstream)
     if len(content) > MAX_LINE_BYTES:
         raise SendError(f"the response body is larger than {MAX_LINE_BYTES:,} bytes", upstream=upstream)
-    value, error = read_json(content, "the response body")
+    value, error = read_json(content, "the response body")  # also refuses text that is no Unicode
     if value is None:
         raise SendError(error or "the response body is unusable", upstream=upstream)
-    try:
-        encode(value)
-    except UnicodeEncodeError as exc:
-        raise SendError(f"the response body holds text that is not valid Unicode ({exc.reason})",
-                        upstream=upstream) from None
     try:
         candidates_of(kind, value)
     except SendError as exc:
