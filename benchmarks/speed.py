@@ -112,25 +112,29 @@ def measure_latency(groups: dict[int, list[LatencyPool]], backends: Sequence[str
     for reranker in rerankers.values():
         reranker.rank("warm up", ["a first warm-up answer", "a second warm-up answer"])
     bare.encode(["warm up", "a warm-up answer"], show_progress_bar=False)
-    progress = Progress("latency", total=sum(len(g) for g in groups.values()), enabled=not quiet)
+    progress = Progress("latency", total=sum(len(g) for g in groups.values()) * (1 + len(rerankers)),
+                        enabled=not quiet)
     rows = []
     for size, pools in groups.items():
         encode_times: list[float] = []
         times: dict[str, list[float]] = {b: [] for b in backends}
         scorer_times: dict[str, dict[str, float]] = {b: {} for b in backends}
-        for pool in pools:
-            # The bare encode first: it has no cache, so it cannot warm the rerankers'.
+        for pool in pools:  # the bare encode first: it has no cache, so it cannot warm the rerankers'
             start = time.perf_counter()
             bare.encode([pool.query] + pool.texts, batch_size=32, normalize_embeddings=True,
                         convert_to_numpy=True, show_progress_bar=False)
             encode_times.append(time.perf_counter() - start)
-            for backend, reranker in rerankers.items():
+            progress.advance()
+        # One backend at a time over the pools: torch's OpenMP threads spin on after each encode
+        # and would be timed with the next backend's pool.
+        for backend, reranker in rerankers.items():
+            for pool in pools:
                 start = time.perf_counter()
                 ranking = reranker.rank(pool.query, pool.texts)
                 times[backend].append(time.perf_counter() - start)
                 for name, seconds in ranking.timings.items():
                     scorer_times[backend][name] = scorer_times[backend].get(name, 0.0) + seconds
-            progress.advance()
+                progress.advance()
         for backend in backends:
             total = sum(times[backend])
             shares = {name: seconds / total for name, seconds in scorer_times[backend].items()}
