@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence, cast
 
@@ -106,14 +107,21 @@ def onnx_artifact(model: Path) -> Path:
     return artifact("onnx", model, lambda folder: _export(model, folder), what="exporting the model to ONNX (int8)")
 
 
+def _workers() -> int:
+    """Texts run at once: ``$OMP_NUM_THREADS`` when set (Ray sets it to an actor's CPUs), else every CPU."""
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    return int(threads) if threads.isdigit() and int(threads) > 0 else max(os.cpu_count() or 1, 1)
+
+
 class OnnxEncoder:
     """Unit vectors from the int8 ONNX export of a sentence-transformers model, run by onnxruntime.
 
     Each text is cut at ``max_tokens`` word pieces and run through the model alone: int8 dynamic
     quantisation scales each run's activations by their range, so a batch would make a text's
     vector depend on the texts beside it (and padding costs time a CPU does not win back).
-    onnxruntime uses ``$OMP_NUM_THREADS`` threads when that is set (Ray sets it to an actor's
-    CPUs), else its own default, the machine's physical cores.
+    Texts run side by side, one onnxruntime thread each, on as many threads as :func:`_workers`
+    says: a short text keeps one core busy better than it keeps two (1.45x the pools per second
+    of one text at a time on two threads, 2 cores).
     """
 
     def __init__(self, model: Path, *, max_tokens: int = MAX_TOKENS, folder: Path | None = None) -> None:
@@ -125,9 +133,8 @@ class OnnxEncoder:
             config = json.loads((folder / "rerank-onnx.json").read_text())
             options = onnxruntime.SessionOptions()
             options.log_severity_level = 3
-            threads = os.environ.get("OMP_NUM_THREADS", "")
-            if threads.isdigit() and int(threads) > 0:
-                options.intra_op_num_threads = int(threads)
+            options.intra_op_num_threads = 1
+            options.inter_op_num_threads = 1
             self._session = onnxruntime.InferenceSession(str(folder / "model.onnx"), options,
                                                          providers=["CPUExecutionProvider"])
             self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
@@ -140,16 +147,24 @@ class OnnxEncoder:
         self.max_tokens = max_tokens
         self._tokenizer.enable_truncation(max_tokens)
         self._tokenizer.no_padding()
+        workers = _workers()
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="rerank-onnx") if workers > 1 else None
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """A ``(len(texts), dimension)`` array of unit vectors, in the order of ``texts``."""
+        encodings = self._tokenizer.encode_batch(list(texts))
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for i, encoding in enumerate(self._tokenizer.encode_batch(list(texts))):
-            arrays = {"input_ids": encoding.ids, "attention_mask": encoding.attention_mask,
-                      "token_type_ids": encoding.type_ids}
-            feed = {name: np.array([arrays[name]], dtype=np.int64) for name in self._inputs}
-            hidden = self._session.run(None, feed)[0][0]
-            vector = hidden[0] if self._pooling == "cls" else hidden.mean(axis=0)
-            norm = float(np.linalg.norm(vector))
-            out[i] = vector / norm if norm > 0 else vector
+        longest_first = sorted(range(len(encodings)), key=lambda i: -len(encodings[i].ids))
+        runs = map if self._pool is None or len(texts) < 2 else self._pool.map
+        for i, vector in zip(longest_first, runs(lambda i: self._vector(encodings[i]), longest_first)):
+            out[i] = vector
         return out
+
+    def _vector(self, encoding: Any) -> np.ndarray:
+        arrays = {"input_ids": encoding.ids, "attention_mask": encoding.attention_mask,
+                  "token_type_ids": encoding.type_ids}
+        feed = {name: np.array([arrays[name]], dtype=np.int64) for name in self._inputs}
+        hidden = self._session.run(None, feed)[0][0]
+        vector = hidden[0] if self._pooling == "cls" else hidden.mean(axis=0)
+        norm = float(np.linalg.norm(vector))
+        return np.asarray(vector / norm if norm > 0 else vector, dtype=np.float32)
