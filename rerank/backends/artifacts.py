@@ -16,6 +16,13 @@ CACHE_ENV = "RERANK_CACHE_DIR"
 logger = logging.getLogger("rerank")
 
 
+def stay_offline() -> None:
+    """Tell Hugging Face's libraries, before they load a model, never to reach for a hub: every
+    model here is a local directory (the user may still override either variable)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
 def cache_dir() -> Path:
     """The folder for derived models: ``$RERANK_CACHE_DIR``, else ``$XDG_CACHE_HOME/rerank``, else ``~/.cache/rerank``."""
     if os.environ.get(CACHE_ENV):

@@ -22,7 +22,7 @@ from typing import Any, Sequence, cast
 import numpy as np
 
 from ..errors import ConfigError
-from .artifacts import artifact
+from .artifacts import artifact, stay_offline
 
 MAX_TOKENS = 128
 """Word pieces read per text. all-MiniLM-L6-v2 was trained on inputs of 128 word pieces (its model
@@ -53,8 +53,7 @@ def _pooling(model: Path) -> str:
 
 
 def _export(model: Path, folder: Path) -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    stay_offline()
     try:
         import torch
         from onnxruntime.quantization import QuantType, quantize_dynamic

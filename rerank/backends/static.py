@@ -8,7 +8,6 @@ of table rows in numpy: no torch, no transformer.
 
 from __future__ import annotations
 
-import os
 import re
 from itertools import chain
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ConfigError
-from .artifacts import artifact
+from .artifacts import artifact, stay_offline
 
 CHARS_PER_TOKEN = 12
 """Characters kept per word piece read, before tokenising (generous: a piece averages 4 to 5)."""
@@ -39,8 +38,7 @@ _BERT_WORDS = re.compile(f"[^{_ASCII_PUNCTUATION}{_SPACE_CHARS}]+|[{_ASCII_PUNCT
 
 
 def _distill(model: Path, folder: Path) -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    stay_offline()
     try:
         from model2vec.distill import distill
     except ImportError as exc:

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from ..errors import ConfigError
+from .artifacts import stay_offline
 
 
 class TransformerEncoder:
     """Unit vectors from a local sentence-transformers model on torch (``device``: cpu by default)."""
 
     def __init__(self, model: Path, *, device: str = "cpu", batch_size: int = 32, **options: object) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        stay_offline()
         try:
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as hf_logging
