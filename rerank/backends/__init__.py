@@ -15,11 +15,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..embeddings import Encoder, check_backend
+from ..errors import ConfigError
+
+
+def check_model_dir(model: Path) -> None:
+    """A ConfigError unless ``model`` looks like a local sentence-transformers (or transformers)
+    model directory: checked before any backend reads it, fingerprints it or exports it."""
+    if not (model / "modules.json").is_file() and not (model / "config.json").is_file():
+        raise ConfigError(f"could not load embedding model {str(model)!r} offline: it is not a model directory "
+                          f"(no modules.json or config.json in it). Give a local sentence-transformers model "
+                          f"directory, or omit the option to use the bundled one.")
 
 
 def load_encoder(name: str, model: Path, *, device: str = "cpu", batch_size: int = 32) -> Encoder:
     """The encoder of backend ``name`` for the sentence-transformers model directory ``model``."""
     backend = check_backend(name)
+    check_model_dir(model)
     if backend == "static":
         from .static import StaticEncoder
 
@@ -37,6 +48,7 @@ def prepare(name: str, model: Path) -> Path | None:
     """Build backend ``name``'s artifact for ``model`` now if it is missing; its folder, or None
     for a backend that reads the model as it is (``torch``)."""
     backend = check_backend(name)
+    check_model_dir(model)
     if backend == "static":
         from .static import static_artifact
 

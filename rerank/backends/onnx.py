@@ -63,7 +63,10 @@ def _export(model: Path, folder: Path) -> None:
                           f"({exc}): run `rerank prepare --embedding-backend onnx` where they are installed and "
                           f"copy the cache folder") from exc
     pooling = _pooling(model)
-    encoder = SentenceTransformer(str(model), device="cpu")
+    try:
+        encoder = SentenceTransformer(str(model), device="cpu")
+    except Exception as exc:  # noqa: BLE001 - any failure to load is the user's model directory, said once
+        raise ConfigError(f"could not load embedding model {str(model)!r} offline to export it: {exc}") from exc
     encoder.eval()
     transformer, tokenizer = cast("torch.nn.Module", encoder[0].auto_model), encoder.tokenizer
     inputs = [name for name in ("input_ids", "attention_mask", "token_type_ids") if name in tokenizer.model_input_names]
