@@ -103,8 +103,11 @@ def test_help_lists_the_exit_codes() -> None:
 @pytest.mark.slow  # a subprocess run (make check skips it; make test runs it)
 def test_ctrl_c_exits_130() -> None:
     with serve(candidates=ANSWERS, latency=30) as server:
+        # Ctrl-C in a terminal: SIGINT at its default disposition, even when this test runs in a
+        # background job (which starts with SIGINT ignored, and a child would inherit that).
         process = subprocess.Popen([sys.executable, "-m", "rerank.cli", "ask", QUESTION, "--base-url", server.base_url],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             deadline = time.monotonic() + 240
             while not server.requests and time.monotonic() < deadline:  # wait until the question is out
