@@ -83,21 +83,27 @@ AGREEMENT_MIN_CANDIDATES = 3
 as the other with it, and an agreement measured one way (recall) only says which is longer."""
 
 
-def mean_agreement(items: Sequence[T], agree: Callable[[T, T], float], *, symmetric: bool = True) -> list[float]:
-    """For each item, the mean of ``agree(item, other)`` over every other item; 0 for a lone item.
+def mean_agreement(items: Sequence[T], agree: Callable[[T, T], float]) -> list[float]:
+    """For each item, the mean of ``agree(item, other)`` over every other item (``agree`` symmetric,
+    each pair computed once); 0 for a lone item."""
+    def both(mine: T, theirs: T) -> tuple[float, float]:
+        value = agree(mine, theirs)
+        return value, value
 
-    With ``symmetric`` each pair is computed once.
-    """
+    return mean_shares(items, both)
+
+
+def mean_shares(items: Sequence[T], shares: Callable[[T, T], tuple[float, float]]) -> list[float]:
+    """For each item, the mean over every other item of its share of their pair, where
+    ``shares(a, b)`` gives ``(a's share, b's share)`` and each pair is computed once; 0 for a lone item.
+    Each item's shares are added in the order of the others."""
     n = len(items)
     if n < 2:
         return [0.0] * n
     totals = [0.0] * n
     for i in range(n):
-        for j in range(i + 1 if symmetric else 0, n):
-            if i == j:
-                continue
-            value = agree(items[i], items[j])
-            totals[i] += value
-            if symmetric:
-                totals[j] += value
+        for j in range(i + 1, n):
+            mine, theirs = shares(items[i], items[j])
+            totals[i] += mine
+            totals[j] += theirs
     return [t / (n - 1) for t in totals]

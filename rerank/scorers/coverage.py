@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ..text import STOPWORDS, words
+from ..text import terms
 from ..types import Candidate, Request
-from .base import AGREEMENT_MIN_CANDIDATES, Scorer
+from .base import AGREEMENT_MIN_CANDIDATES, Scorer, mean_shares
 
 
 class Coverage(Scorer):
@@ -22,16 +22,10 @@ class Coverage(Scorer):
     min_candidates = AGREEMENT_MIN_CANDIDATES
 
     def score(self, request: Request, candidates: Sequence[Candidate]) -> list[float]:
-        vocab = [set(words(c.text)).difference(STOPWORDS) for c in candidates]
-        n = len(vocab)
-        if n < 2:
-            return [0.0] * n
-        # What mean_agreement(symmetric=False) computes, each pair's shared words counted once; each
-        # candidate's shares are still added in the order of the others (the same float sums).
-        totals = [0.0] * n
-        for i in range(n):
-            for j in range(i + 1, n):
-                shared = len(vocab[i] & vocab[j])
-                totals[i] += shared / len(vocab[j]) if vocab[j] else 0.0
-                totals[j] += shared / len(vocab[i]) if vocab[i] else 0.0
-        return [t / (n - 1) for t in totals]
+        vocab = [set(terms(c.text)) for c in candidates]
+
+        def shares(mine: set[str], theirs: set[str]) -> tuple[float, float]:
+            shared = len(mine & theirs)  # once per pair: each side's share of the other's words
+            return (shared / len(theirs) if theirs else 0.0, shared / len(mine) if mine else 0.0)
+
+        return mean_shares(vocab, shares)
