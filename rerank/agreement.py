@@ -132,12 +132,13 @@ def passed_all(checks: Sequence[Sequence[Check]]) -> list[bool]:
 
 
 def agreement(reranker: Reranker, request: Request, candidates: Sequence[Candidate],
-              passed: Sequence[bool], rule: str = "majority") -> Agreement:
-    """How far ``candidates`` agree by the notion of ``request``'s profile; ``passed``: their gates."""
+              passed: Sequence[bool]) -> Agreement:
+    """How far ``candidates`` agree by the notion of ``request``'s profile; ``passed``: their gates.
+    The verdict's ``rule`` is the default; a caller with another sets it (``dataclasses.replace``)."""
     notion, similar = _notion(reranker, request, candidates)
     best = _largest_group([i for i in range(len(candidates)) if passed[i]], similar)
     runner_up = _largest_group([i for i in range(len(candidates)) if passed[i] and i not in best], similar)
-    return Agreement(notion, best, len(candidates), len(runner_up), rule)
+    return Agreement(notion, best, len(candidates), len(runner_up))
 
 
 def _largest_group(members: Sequence[int], similar: Similar) -> tuple[int, ...]:
