@@ -296,6 +296,21 @@ def test_an_artifact_is_built_once_into_the_cache_with_a_message(tmp_path, monke
     assert [p.name for p in first.parent.iterdir()] == [first.name]  # no temporary folder left
 
 
+def test_a_new_artifact_format_is_built_beside_the_old_one(tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    model = bundled_model_path()
+    formats: list[str] = []
+
+    def build(name: str):
+        return lambda folder: (formats.append(name), (folder / "format.txt").write_text(name))
+
+    old = artifact("demo", model, build("old"), what="building")
+    new = artifact("demo", model, build("v2"), what="building", version="v2")
+    again = artifact("demo", model, build("v2 again"), what="building", version="v2")
+    assert new == again and new.name == f"{old.name}-v2" and formats == ["old", "v2"]
+    assert (old / "format.txt").read_text() == "old" and (new / "format.txt").read_text() == "v2"
+
+
 def test_the_cache_folder_follows_xdg_when_not_named(monkeypatch, tmp_path):
     monkeypatch.delenv(CACHE_ENV, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))

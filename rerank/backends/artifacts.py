@@ -41,13 +41,15 @@ def model_fingerprint(model: Path) -> str:
     return f"{model.resolve().name}-{digest.hexdigest()[:12]}"
 
 
-def artifact(kind: str, model: Path, build: Callable[[Path], None], *, what: str) -> Path:
-    """The folder ``<cache>/<kind>/<model fingerprint>``, built by ``build(folder)`` on first use.
+def artifact(kind: str, model: Path, build: Callable[[Path], None], *, what: str, version: str = "") -> Path:
+    """The folder ``<cache>/<kind>/<model fingerprint>[-<version>]``, built by ``build(folder)`` on first use.
+
+    ``version`` names the format ``build`` writes: a new one is built beside artifacts of older formats.
 
     ``build`` writes into a temporary folder that is renamed into place when complete, so an
     interrupted or concurrent build never leaves a half-written artifact behind.
     """
-    target = cache_dir() / kind / model_fingerprint(model)
+    target = cache_dir() / kind / (model_fingerprint(model) + (f"-{version}" if version else ""))
     if target.is_dir():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
