@@ -17,7 +17,8 @@ With ``--adaptive``, each pool is also replayed as adaptive N would have bought 
 candidates arrive in pool order, ``min_n`` (2, then 3) first; when those agree by the task's
 notion and pass every gate (:func:`rerank.agreement.agreement`, the middleware's own test) the
 replay stops and ranks them alone, otherwise it tops up and looks again. Each rule (``--rule
-SETTLE,TOP_UP``; by default the four of ``ADAPTIVE_RULES``) is replayed on the same measurements.
+SETTLE,TOP_UP``; by default those of ``ADAPTIVE_RULES``) is replayed on the same measurements,
+and so is ``earliest``: stop as soon as any two candidates agree, the floor no rule goes under.
 Per file: the gain, the mean candidates used and the rounds run, beside the full pool's gain.
 
 Selection reads each pool's request and candidates (content, tool calls) only; labels meet the
@@ -204,7 +205,12 @@ def ordered_union(groups: Sequence[Sequence[str]]) -> list[str]:
 # Adaptive N replayed: label-blind picks and the candidates each pool would have cost.
 
 ADAPTIVE_MIN_N = (2, 3)
-ADAPTIVE_RULES = (("majority", "round"), ("majority", "step"), ("confident", "step"), ("confident", "double"))
+EARLIEST = "earliest"
+"""Not a rule of the product but the floor under all of them: stop as soon as any two candidates in
+hand agree and pass every gate. Every settle rule needs that much, so none can stop sooner: its
+share of candidates is the least adaptive N can use on a file."""
+ADAPTIVE_RULES = (("majority", "round"), ("majority", "step"), ("confident", "step"), ("confident", "double"),
+                  (EARLIEST, "step"))
 """(settle, top_up) pairs replayed by default; the first is the default of ``rerank.wrap(n="auto")``."""
 
 
@@ -254,7 +260,7 @@ def replay_adaptive(pools: Sequence[Prefixes], min_n: int, top_up: str = "round"
     picks, used, rounds, stops = [], [], [], []
     for pool in pools:
         have, ran = min(min_n, pool.size), 1
-        while have < pool.size and not pool.agreement(have, settle).settled:
+        while have < pool.size and not _settled(pool.agreement(have, settle)):
             have += top_up_size(top_up, have, pool.size)
             ran += 1
         picks.append(pool.pick(have))
@@ -262,6 +268,10 @@ def replay_adaptive(pools: Sequence[Prefixes], min_n: int, top_up: str = "round"
         used.append(have)
         rounds.append(ran)
     return picks, used, rounds, stops
+
+
+def _settled(agreement: Agreement) -> bool:
+    return len(agreement.group) >= 2 if agreement.rule == EARLIEST else agreement.settled
 
 
 # Metrics: the only place that reads labels.
@@ -429,8 +439,9 @@ def _gain(row: dict[str, Any]) -> str:
 def adaptive_rule(text: str) -> tuple[str, str]:
     """``--rule confident,step`` → ``("confident", "step")``."""
     settle, _, top_up = text.partition(",")
-    if settle not in SETTLE_RULES or top_up not in TOP_UPS:
-        raise argparse.ArgumentTypeError(f"expected SETTLE,TOP_UP with settle one of {', '.join(SETTLE_RULES)} "
+    if settle not in (*SETTLE_RULES, EARLIEST) or top_up not in TOP_UPS:
+        raise argparse.ArgumentTypeError(f"expected SETTLE,TOP_UP with settle one of {', '.join(SETTLE_RULES)}, "
+                                         f"{EARLIEST} (the floor under every rule) "
                                          f"and top-up one of {', '.join(TOP_UPS)}, got {text!r}")
     return settle, top_up
 
@@ -450,7 +461,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="also replay adaptive N (min_n 2 and 3) on every pool, candidates in pool order")
     parser.add_argument("--rule", action="append", metavar="SETTLE,TOP_UP", type=adaptive_rule,
                         help="with --adaptive: replay only these rules (repeatable; settle: "
-                             f"{'|'.join(SETTLE_RULES)}; top-up: {'|'.join(TOP_UPS)}; default: "
+                             f"{'|'.join(SETTLE_RULES)}|{EARLIEST}; top-up: {'|'.join(TOP_UPS)}; default: "
                              f"{' '.join(','.join(r) for r in ADAPTIVE_RULES)})")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)

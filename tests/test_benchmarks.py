@@ -209,3 +209,24 @@ def test_quality_adaptive_replays_each_rule_round_by_round(tmp_path: Path, capsy
     assert confident["stopped_early"] == 0.5
     for a in run["adaptive"]:
         assert a["full_size"] == 8 and a["mean_label"] == 1.0 and a["gain"] == a["full_gain"] == 1.0
+
+
+def test_quality_adaptive_floor_stops_at_the_first_two_that_agree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    import quality
+
+    answers = ["Paris", "Lyon", "Nice", "paris", "Lille", "Metz", "Brest", "Nantes"]
+    source = tmp_path / "capitals-dev.jsonl"
+    source.write_text(json.dumps({"id": "one", "query": "What is the capital of France? One word.",
+                                  "candidates": [{"content": a, "label": float(a.lower() == "paris")}
+                                                 for a in answers]}) + "\n")
+    out = tmp_path / "q.json"
+    assert quality.main([str(source), "--adaptive", "--rule", "majority,step", "--rule", "earliest,step",
+                         "--json", str(out), "-q"]) == 0
+    (run,) = json.loads(out.read_text())["runs"]
+    replayed = {(a["settle"], a["top_up"], a["min_n"]): a for a in run["adaptive"]}
+    # the fourth answer is the first to agree with another (2 of 4): the floor stops there, the
+    # majority rule never sees more than half agree and buys all eight
+    assert replayed["earliest", "step", 2]["mean_used"] == 4 and replayed["earliest", "step", 3]["mean_used"] == 4
+    assert replayed["majority", "step", 2]["mean_used"] == 8
+    assert replayed["earliest", "step", 2]["gain"] == 1.0
