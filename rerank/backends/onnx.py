@@ -32,6 +32,11 @@ card); reading 256 as sentence-transformers does costs twice the time for nothin
 EXPORT_VERSION = "v2"
 """The export's format, part of its cache folder's name: v2 has no attention-mask input (v1 had one)."""
 
+SLOW_FUSIONS = ["SkipLayerNormFusion"]
+"""onnxruntime fusions left out: its fused SkipLayerNormalization kernel took 382 µs a call on
+128 tokens where the Add and LayerNormalization it replaces take 75 µs (onnxruntime 1.32, one
+thread): a run is 15% faster without it (benchmarks/README.md, speed.py section)."""
+
 POOLINGS = ("mean", "cls")
 """The sentence-transformers pooling modes this backend reproduces."""
 
@@ -144,7 +149,8 @@ class OnnxEncoder:
             options.intra_op_num_threads = 1
             options.inter_op_num_threads = 1
             self._session = onnxruntime.InferenceSession(str(folder / "model.onnx"), options,
-                                                         providers=["CPUExecutionProvider"])
+                                                         providers=["CPUExecutionProvider"],
+                                                         disabled_optimizers=SLOW_FUSIONS)
             self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         except Exception as exc:
             raise ConfigError(f"the ONNX model in {folder} cannot be read ({exc}): delete that folder and run "
