@@ -349,3 +349,15 @@ def test_the_resume_hint_never_shows_the_api_key():
     hint = resume_command(["generate", "in put.jsonl", "-o", "out.jsonl", "--api-key", "sk-secret", "--overwrite"])
     assert "sk-secret" not in hint and "--overwrite" not in hint
     assert shlex.split(hint)[:4] == ["rerank", "generate", "in put.jsonl", "-o"] and "--resume" in hint
+
+
+def test_generate_choices_of_top_up_and_settle_are_the_libraries_own():
+    # the CLI spells them out so that `rerank --help` imports neither module; they must not drift
+    import click
+
+    from rerank.adaptive import TOP_UPS
+    from rerank.agreement import SETTLE_RULES
+    from rerank.cli import generate
+
+    choices = {p.name: tuple(p.type.choices) for p in generate.params if isinstance(p.type, click.Choice)}
+    assert choices["top_up"] == TOP_UPS and choices["settle"] == SETTLE_RULES
