@@ -12,9 +12,9 @@ streams, raw responses and ``with_options`` copies as usual. Every other request
   field (read it with :func:`explain`) and in ``x-rerank-*`` response headers.
 - Per call, ``extra_body={"rerank": {"n": 8, "deadline": 2.0, "weights": {...}, "context": "..."}}``
   (also ``"n": "auto"``, ``min_n``, ``max_n``, ``top_up``, ``settle``, ``strategy``, ``max_tokens_total``)
-  or the headers ``x-rerank-n``, ``x-rerank-deadline``, ``x-rerank-weights`` (a JSON object),
-  ``x-rerank-strategy``, ``x-rerank-max-tokens-total`` override the options; they are checked
-  before anything is sent and removed before the upstream sees the request.
+  or the headers ``x-rerank-n``, ``x-rerank-deadline``, ``x-rerank-weights`` (a JSON object) and
+  the like for every option but ``context`` (``x-rerank-top-up: step``) override the options;
+  they are checked before anything is sent and removed before the upstream sees the request.
 - ``n="auto"`` and ``strategy="first-valid"`` run through :mod:`rerank.adaptive`; each
   candidate's usage and the rounds run are in the ranking (``explain(r).generation``).
 - A request that already asks for several choices itself (``n > 1``) is passed through untouched.

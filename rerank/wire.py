@@ -33,6 +33,10 @@ URLS: dict[str, Kind] = {"/v1/chat/completions": "chat", "/v1/responses": "respo
 """The API paths answered with the best of N, and the API kind each one is."""
 
 OVERRIDE_KEYS = ("n", "deadline", "weights", "context", "min_n", "max_n", "top_up", "settle", "strategy", "max_tokens_total")
+HEADER_KEYS = tuple(key for key in OVERRIDE_KEYS if key != "context")
+"""Overrides a header may carry, as ``x-rerank-<key with dashes>`` (a context is too long for one)."""
+WORD_KEYS = ("n", "top_up", "settle", "strategy")
+"""Overrides whose header may hold a bare word (``x-rerank-settle: confident``) instead of JSON."""
 HEADER_PREFIX = "x-rerank-"
 WIRE_HEADERS = {"content-length", "content-encoding", "transfer-encoding"}
 """Headers that describe a body as it went over the wire; a rebuilt body gets its own."""
@@ -118,17 +122,17 @@ def read_overrides(extra: Any, header: Callable[[str], str | None]) -> dict[str,
                 f'extra_body "rerank" must be an object with keys among {", ".join(OVERRIDE_KEYS)}, got {extra!r}'
             )
         found.update(extra)
-    for key in ("n", "deadline", "weights", "strategy", "max_tokens_total"):
-        raw = header(f"{HEADER_PREFIX}{key.replace('_', '-')}")
+    for key in HEADER_KEYS:
+        name = f"{HEADER_PREFIX}{key.replace('_', '-')}"
+        raw = header(name)
         if raw is None:
-            continue
-        if raw.strip() in ("auto", "best", "first-valid"):  # the words these options take, unquoted
-            found[key] = raw.strip()
             continue
         try:
             found[key] = json.loads(raw)
         except ValueError:
-            raise ConfigError(f"header {HEADER_PREFIX}{key} must hold JSON, got {raw!r}") from None
+            if key not in WORD_KEYS:
+                raise ConfigError(f"header {name} must hold JSON, got {raw!r}") from None
+            found[key] = raw.strip()  # checked with the other options
     weights = found.get("weights", {})
     if not isinstance(weights, Mapping) or not all(
         isinstance(v, (int, float)) and not isinstance(v, bool) for v in weights.values()

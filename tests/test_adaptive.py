@@ -203,6 +203,22 @@ def test_a_per_call_settle_rule_and_step_top_up_override_the_wrap_defaults(start
     assert rerank.explain(completion).generation["stop"].startswith("agreed: 4 of 4")
 
 
+def test_headers_carry_every_adaptive_option(start_server):
+    server = start_server(candidates=["Paris.", "paris", "Paris", "PARIS", "Lyon.", "Nice.", "Lille.", "Brest."])
+    client = wrapped(server, native_n=False)
+    completion = client.chat.completions.create(model="m", messages=MESSAGES, extra_headers={
+        "x-rerank-n": "auto", "x-rerank-min-n": "3", "x-rerank-max-n": "6",
+        "x-rerank-settle": "confident", "x-rerank-top-up": "step"})
+    assert server.generation_requests == 4  # 3, then one at a time: 4 of 4 agree with confidence 0.969
+    generation = rerank.explain(completion).generation
+    assert generation["rounds"] == [{"asked": 3, "received": 3}, {"asked": 1, "received": 1}]
+    assert generation["stop"].startswith("agreed: 4 of 4")
+    assert not any(k.startswith("x-rerank-") for r in server.requests for k in r.headers)
+    with pytest.raises(rerank.ConfigError, match="settle"):
+        client.chat.completions.create(model="m", messages=MESSAGES, extra_headers={"x-rerank-settle": "maybe"})
+    assert server.generation_requests == 4
+
+
 def test_beta_confidence_is_the_exact_probability_the_leader_is_the_likelier_answer():
     assert beta_above_half(2, 0) == 7 / 8
     assert beta_above_half(4, 0) == 31 / 32
