@@ -66,11 +66,13 @@ def _export(model: Path, folder: Path) -> None:
         import torch
         from onnxruntime.quantization import QuantType, quantize_dynamic
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
     except ImportError as exc:
         raise ConfigError(f"exporting the onnx backend needs torch, sentence-transformers, onnx and onnxruntime "
                           f"({exc}): run `rerank prepare --embedding-backend onnx` where they are installed and "
                           f"copy the cache folder") from exc
     pooling = _pooling(model)
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # transformers leaves it unannotated
     try:
         encoder = SentenceTransformer(str(model), device="cpu")
     except Exception as exc:  # noqa: BLE001 - any failure to load is the user's model directory, said once
