@@ -77,11 +77,13 @@ class StaticEncoder:
         unknown = -1 if self._unknown is None else self._unknown
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         pieces, bounds = self._pieces.batch(texts)
+        some_unknown = bool((pieces == unknown).any())
         # Text by text: one text's rows stay in the CPU cache, where a whole batch's would fill memory.
         for i, (start, end) in enumerate(zip(bounds, bounds[1:])):
-            ids = pieces[start:end][: self.max_tokens]
-            ids = ids[ids != unknown]
+            ids = pieces[start : min(end, start + self.max_tokens)]
+            if some_unknown:
+                ids = ids[ids != unknown]
             if len(ids):
-                out[i] = self._table[ids].sum(axis=0) / np.int64(len(ids))
+                out[i] = self._table.take(ids, axis=0).sum(axis=0) / np.int64(len(ids))
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.where(norms > 0, norms, 1.0)

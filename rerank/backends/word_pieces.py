@@ -71,8 +71,12 @@ class WordPieces:
         self._add([_SEPARATOR], seed[:0], np.zeros(2, dtype=np.intp))
 
     def units(self, text: str) -> list[str]:
-        """The white-space tokens of ``text`` (cut at ``max_chars``) whose pieces, end to end, are the text's."""
+        """The white-space tokens of ``text`` (cut at ``max_chars``) whose pieces, end to end, are the
+        text's; lower-cased when a BERT tokenizer would lower-case them all alike (ASCII text with no
+        added token such as "[UNK]", which it matches before lower-casing), so "The" finds "the"."""
         text = text[: self.max_chars]
+        if self._bert and text.isascii() and not any(token in text for token in self._added):
+            text = text.lower()
         if any(c in text for c in _DELETED_SPACES):
             return [u for u in _SPACES.split(text) if u]
         return text.split()
