@@ -177,7 +177,15 @@ _FUNCTION_WORDS = frozenset(
 _CONDITIONAL = re.compile(r"(?:^|[.!?:;\n]\s*)[^.!?:;\n]*\b(?:if|when|whenever|each\s+time)\b[^.!?\n]*$", re.I)
 
 
+# What _LENGTH and _BULLETS cannot match without (the same case-folding): a query lacking it skips
+# their scan, ten times its cost.
+_LENGTH_UNIT = re.compile(r"word|sentence|paragraph|line", re.I)
+_BULLET_WORD = re.compile(r"bullet|numbered", re.I)
+
+
 def _lengths(query: str) -> Iterator[Instruction]:
+    if not _LENGTH_UNIT.search(query):
+        return
     for m in _LENGTH.finditer(query):
         if _CONDITIONAL.search(query[: m.start()][-200:]):
             continue  # "if the player reads a note, show it in two paragraphs": not the whole answer
@@ -220,7 +228,7 @@ _BULLETS = re.compile(rf"\b{_COMPARATOR}{_NUMBER}\s+(?:bullet(?:ed)?\s*points?|b
 
 def _item_counts(query: str) -> Iterator[Instruction]:
     seen = False
-    for m in _BULLETS.finditer(query):
+    for m in _BULLETS.finditer(query) if _BULLET_WORD.search(query) else ():
         n = number(m.group(2))
         if n >= 2:
             seen = True
