@@ -156,6 +156,7 @@ _LENGTH_UNITS = {
     "paragraph": ("paragraph-count", paragraph_count, False),
     "line": ("line-count", line_count, False),
 }
+_UNIT_NAMES = {unit[0]: unit for unit in _LENGTH_UNITS}
 _RANGE = rf"(?:between\s+)?(?P<low>{_NUMBER})\s*(?:-|–|to|and)\s*"
 _LENGTH = re.compile(
     rf"(?P<intro>\b(?:in|using|with|within|into|keep\s+it\s+to|limit(?:ed)?\s+(?:it\s+)?to)\s+(?:a\s+|an\s+)?)?"
@@ -189,7 +190,8 @@ def _lengths(query: str) -> Iterator[Instruction]:
     for m in _LENGTH.finditer(query):
         if _CONDITIONAL.search(query[: m.start()][-200:]):
             continue  # "if the player reads a note, show it in two paragraphs": not the whole answer
-        unit = m.group("unit").lower()
+        # Named by its first letter: re.I also matches "lıne" (dotless i) and "ſentence" (long s).
+        unit = _UNIT_NAMES[m.group("unit")[0].casefold()]
         n, cmp = number(m.group("n")), m.group("cmp")
         after = (m.group("after") or "").strip().lower()
         tail = (m.group("tail") or "").strip().lower()
