@@ -8,7 +8,7 @@ import pytest
 from conftest import EXAMPLES
 from test_embeddings import static_cache  # noqa: F401 - the fixture: static vectors distilled once
 
-from rerank.backends.static import CHARS_PER_TOKEN, static_artifact
+from rerank.backends.static import CHARS_PER_TOKEN, GATHERED_TEXTS, static_artifact
 from rerank.backends.word_pieces import WordPieces
 from rerank.embeddings import Embedder, bundled_model_path
 
@@ -81,3 +81,16 @@ def test_word_pieces_of_a_tokenizer_that_keeps_capitals_are_read_token_by_token(
     assert [pieces.pieces([t])[0] for t in texts] == expected
     assert expected != whole_text_pieces(Tokenizer.from_file(str(static_artifact(bundled_model_path())
                                                                  / "tokenizer.json")), texts)
+
+
+@pytest.mark.usefixtures("static_cache")
+def test_a_call_of_more_texts_than_are_gathered_at_once_gives_each_texts_own_vector_in_order():
+    import numpy as np
+
+    encoder = Embedder(backend="static").encoder
+    texts = example_texts() + EDGE_CASES
+    texts = (texts * (GATHERED_TEXTS // len(texts) + 2))[: GATHERED_TEXTS + 300]
+    texts = [f"{i} {text}" for i, text in enumerate(texts)]  # each one different
+    together = encoder.encode(texts)
+    assert together.shape == (len(texts), encoder.dimension)
+    assert np.array_equal(together, np.concatenate([encoder.encode([t]) for t in texts]))

@@ -23,6 +23,9 @@ CHARS_PER_TOKEN = 12
 PCA_DIMS = 256
 """Dimensions kept by the distillation's PCA (model2vec's default)."""
 
+GATHERED_TEXTS = 1024
+"""Texts whose word pieces are gathered at once (bounds the arrays of a large call)."""
+
 
 def _distill(model: Path, folder: Path) -> None:
     stay_offline()
@@ -76,14 +79,15 @@ class StaticEncoder:
         :meth:`pieces`) have their vectors averaged (a text with none gets the zero vector)."""
         unknown = -1 if self._unknown is None else self._unknown
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        pieces, bounds = self._pieces.batch(texts)
-        some_unknown = bool((pieces == unknown).any())
-        # Text by text: one text's rows stay in the CPU cache, where a whole batch's would fill memory.
-        for i, (start, end) in enumerate(zip(bounds, bounds[1:])):
-            ids = pieces[start : min(end, start + self.max_tokens)]
-            if some_unknown:
-                ids = ids[ids != unknown]
-            if len(ids):
-                out[i] = self._table.take(ids, axis=0).sum(axis=0) / np.int64(len(ids))
+        for first in range(0, len(texts), GATHERED_TEXTS):
+            pieces, bounds = self._pieces.batch(texts[first : first + GATHERED_TEXTS])
+            some_unknown = bool((pieces == unknown).any())
+            # Text by text: one text's rows stay in the CPU cache, where a whole batch's would fill memory.
+            for i, (start, end) in enumerate(zip(bounds, bounds[1:]), start=first):
+                ids = pieces[start : min(end, start + self.max_tokens)]
+                if some_unknown:
+                    ids = ids[ids != unknown]
+                if len(ids):
+                    out[i] = self._table.take(ids, axis=0).sum(axis=0) / np.int64(len(ids))
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.where(norms > 0, norms, 1.0)
