@@ -23,7 +23,7 @@ CHARS_PER_TOKEN = 12
 PCA_DIMS = 256
 """Dimensions kept by the distillation's PCA (model2vec's default)."""
 
-GATHERED_TEXTS = 1024
+GATHERED_TEXTS = 256
 """Texts whose word pieces are gathered at once (bounds the arrays of a large call)."""
 
 
