@@ -156,6 +156,7 @@ _LENGTH_UNITS = {
     "paragraph": ("paragraph-count", paragraph_count, False),
     "line": ("line-count", line_count, False),
 }
+_UNIT_NAMES = {unit[0]: unit for unit in _LENGTH_UNITS}
 _RANGE = rf"(?:between\s+)?(?P<low>{_NUMBER})\s*(?:-|–|to|and)\s*"
 _LENGTH = re.compile(
     rf"(?P<intro>\b(?:in|using|with|within|into|keep\s+it\s+to|limit(?:ed)?\s+(?:it\s+)?to)\s+(?:a\s+|an\s+)?)?"
@@ -177,11 +178,20 @@ _FUNCTION_WORDS = frozenset(
 _CONDITIONAL = re.compile(r"(?:^|[.!?:;\n]\s*)[^.!?:;\n]*\b(?:if|when|whenever|each\s+time)\b[^.!?\n]*$", re.I)
 
 
+# What _LENGTH and _BULLETS cannot match without (the same case-folding): a query lacking it skips
+# their scan, ten times its cost.
+_LENGTH_UNIT = re.compile(r"word|sentence|paragraph|line", re.I)
+_BULLET_WORD = re.compile(r"bullet|numbered", re.I)
+
+
 def _lengths(query: str) -> Iterator[Instruction]:
+    if not _LENGTH_UNIT.search(query):
+        return
     for m in _LENGTH.finditer(query):
         if _CONDITIONAL.search(query[: m.start()][-200:]):
             continue  # "if the player reads a note, show it in two paragraphs": not the whole answer
-        unit = m.group("unit").lower()
+        # Named by its first letter: re.I also matches "lıne" (dotless i) and "ſentence" (long s).
+        unit = _UNIT_NAMES[m.group("unit")[0].casefold()]
         n, cmp = number(m.group("n")), m.group("cmp")
         after = (m.group("after") or "").strip().lower()
         tail = (m.group("tail") or "").strip().lower()
@@ -220,7 +230,7 @@ _BULLETS = re.compile(rf"\b{_COMPARATOR}{_NUMBER}\s+(?:bullet(?:ed)?\s*points?|b
 
 def _item_counts(query: str) -> Iterator[Instruction]:
     seen = False
-    for m in _BULLETS.finditer(query):
+    for m in _BULLETS.finditer(query) if _BULLET_WORD.search(query) else ():
         n = number(m.group(2))
         if n >= 2:
             seen = True

@@ -214,7 +214,9 @@ def parse_line(raw: bytes, number: int) -> Line:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return Line(number, None, f"line {number} is not UTF-8: {exc.reason} at byte {exc.start}")
-    if json_depth(text) > MAX_NESTING:
+    # No more opening brackets than the limit (strings' included) cannot nest deeper: the exact scan
+    # is only needed beyond that.
+    if text.count("[") + text.count("{") > MAX_NESTING and json_depth(text) > MAX_NESTING:
         return Line(number, None, f"line {number} nests JSON deeper than {MAX_NESTING} levels")
     try:
         value = loads(text)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+# For ASCII text: every byte that \w does not match ([A-Za-z0-9_] are all it matches there) becomes a space.
+_ASCII_NON_WORD_TO_SPACE = bytes(c if chr(c).isascii() and (chr(c).isalnum() or chr(c) == "_") else 32 for c in range(256))
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)])\s)")
 
 STOPWORDS = frozenset(
@@ -17,7 +19,10 @@ STOPWORDS = frozenset(
 
 def words(text: str) -> list[str]:
     """Lower-cased word tokens (letters, digits, underscore; any script)."""
-    return _WORD.findall(text.lower())
+    lowered = text.lower()
+    if lowered.isascii():  # the same tokens as the regex, a third of its time
+        return lowered.encode("ascii").translate(_ASCII_NON_WORD_TO_SPACE).decode("ascii").split()
+    return _WORD.findall(lowered)
 
 
 def terms(text: str) -> list[str]:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from rerank.cli import main
 from rerank.pool_lines import DEFAULT_MAX_CANDIDATES, score_line
 from rerank.exits import EXIT_USAGE, EXIT_WRITE_FAILED
-from rerank.jsonl import MAX_INT_DIGITS, Line, json_depth
+from rerank.jsonl import MAX_INT_DIGITS, MAX_NESTING, Line, json_depth, parse_line
 from rerank.reranker import Reranker
 from rerank.scorers.base import Validator
 from rerank.testing import serve
@@ -148,6 +148,17 @@ def test_forty_thousand_escaped_quotes_as_a_line_are_read_in_linear_time():
     _, out = scored_around(QUOTES.encode(), "--scorer", "bm25")
     assert out["line"] == 2 and "not valid JSON" in out["error"]
     assert json_depth("[" + QUOTES) == 1 and json_depth('["' + QUOTES + '"]') == 1
+
+
+def test_json_nested_to_the_limit_is_read_one_level_more_is_refused_and_brackets_in_strings_do_not_count():
+    def nested(levels):  # an object holding arrays: `levels` deep in all
+        return ('{"x": ' + "[" * (levels - 1) + "]" * (levels - 1) + "}").encode()
+
+    assert parse_line(nested(MAX_NESTING), 1).value is not None
+    refused = parse_line(nested(MAX_NESTING + 1), 1)
+    assert refused.value is None and f"deeper than {MAX_NESTING} levels" in refused.error
+    many = parse_line(json.dumps({"x": "[{" * (2 * MAX_NESTING), "y": [[1]]}).encode(), 1)
+    assert many.value == {"x": "[{" * (2 * MAX_NESTING), "y": [[1]]}
 
 
 def test_forty_thousand_escaped_quotes_as_a_json_candidate():

@@ -83,6 +83,22 @@ def test_a_count_of_things_to_name_is_not_a_length() -> None:
     assert instructions_in("Give me 5 words that rhyme with cat, in at most 20 words.")[0].description == "at most 20 words"
 
 
+def test_lengths_and_bullet_counts_are_read_in_capitals_too() -> None:
+    assert [(i.kind, i.description) for i in instructions_in("Answer in TWO SENTENCES.")] == [
+        ("sentence-count", "2 sentences")]
+    assert [(i.kind, i.description) for i in instructions_in("Use exactly 3 BULLET POINTS.")] == [
+        ("item-count", "exactly 3 items")]
+    assert [(i.kind, i.description) for i in instructions_in("Give 3 NUMBERED POINTS, in at most 50 Words.")] == [
+        ("word-count", "at most 50 words"), ("item-count", "3 items")]
+
+
+def test_a_unit_spelled_with_a_letter_that_only_matches_ignoring_case_is_read_not_a_crash() -> None:
+    # re.I matches "ı" (dotless i) to "i" and "ſ" (long s) to "s"; lower() leaves them as they are.
+    assert [(i.kind, i.description) for i in instructions_in("Describe it in 3 lınes.")] == [("line-count", "3 lines")]
+    assert [(i.kind, i.description) for i in instructions_in("Answer in two ſentences.")] == [
+        ("sentence-count", "2 sentences")]
+
+
 def test_item_count_passes_an_answer_without_a_list() -> None:
     (instruction,) = instructions_in("Name three elements in the periodic table.")
     assert instruction.check("Hydrogen, helium and lithium.") is None

@@ -8,15 +8,14 @@ of table rows in numpy: no torch, no transformer.
 
 from __future__ import annotations
 
-import re
-from itertools import chain
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from ..errors import ConfigError
 from .artifacts import artifact, stay_offline
+from .word_pieces import WordPieces
 
 CHARS_PER_TOKEN = 12
 """Characters kept per word piece read, before tokenising (generous: a piece averages 4 to 5)."""
@@ -24,17 +23,8 @@ CHARS_PER_TOKEN = 12
 PCA_DIMS = 256
 """Dimensions kept by the distillation's PCA (model2vec's default)."""
 
-CACHED_WORDS = 200_000
-"""Distinct words whose word pieces are kept (the cache starts again when full)."""
-
-# The characters the BERT tokenizer splits words at: Unicode white space, less the control
-# characters among it (\x0b, \x0c, \x85), which its normaliser deletes instead.
-_SPACE_CHARS = "\t\n\r \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-_SPACES = re.compile(f"[{_SPACE_CHARS}]+")
-# A BERT tokenizer also cuts around every punctuation character; the ASCII ones are cut here
-# already, so that "word," and "word." share the cache entry of "word".
-_ASCII_PUNCTUATION = r"!-/:-@\[-`{-~"
-_BERT_WORDS = re.compile(f"[^{_ASCII_PUNCTUATION}{_SPACE_CHARS}]+|[{_ASCII_PUNCTUATION}]")
+GATHERED_TEXTS = 256
+"""Texts whose word pieces are gathered at once (bounds the arrays of a large call)."""
 
 
 def _distill(model: Path, folder: Path) -> None:
@@ -75,88 +65,29 @@ class StaticEncoder:
                               f"and run `rerank prepare --embedding-backend static`") from exc
         # Static vectors cost nothing per token, so read further than the transformer's 256.
         self.max_tokens = max_tokens
-        self._tokenizer.no_padding()
-        self._tokenizer.no_truncation()  # pieces() cuts each text at max_tokens itself
         unknown = getattr(self._tokenizer.model, "unk_token", None)
         self._unknown = self._tokenizer.token_to_id(unknown) if unknown else None
         self.dimension = int(self._table.shape[1])
-        self._bert = _bert_like(self._tokenizer)
-        self._added = [t.content for t in self._tokenizer.get_added_tokens_decoder().values()]
-        # A lower-case ASCII word of the vocabulary is its own single piece: known without tokenising.
-        self._known: dict[str, list[int]] = {}
-        if self._bert:
-            self._known = {word: [i] for word, i in self._tokenizer.get_vocab().items()
-                           if word.isascii() and (word.isalnum() and word.islower() or word.isdigit()
-                                                  or _ASCII_PUNCT_CHAR.fullmatch(word))}
-        self._words: dict[str, list[int]] = dict(self._known)
-
-    def _split(self, text: str) -> list[str]:
-        """The words of ``text`` (cut at ``max_tokens`` × CHARS_PER_TOKEN characters) whose word
-        pieces, end to end, are the text's. For a BERT tokenizer (lower-casing, cutting at white
-        space and punctuation) ASCII words are lower-cased and ASCII punctuation marks stand alone,
-        as the tokenizer does itself; a text holding an added token (e.g. "[UNK]", matched before
-        that) and other tokenizers are cut at white space only."""
-        text = text[: self.max_tokens * CHARS_PER_TOKEN]
-        if not self._bert or any(token in text for token in self._added):
-            return [w for w in _SPACES.split(text) if w]
-        if text.isascii():
-            return _BERT_WORDS.findall(text.lower())
-        return [w.lower() if w.isascii() else w for w in _BERT_WORDS.findall(text)]
+        self._pieces = WordPieces(self._tokenizer, max_tokens=max_tokens, max_chars=max_tokens * CHARS_PER_TOKEN)
 
     def pieces(self, texts: Sequence[str]) -> list[list[int]]:
-        """Each text's word-piece ids, cut at ``max_tokens``. Each distinct word is tokenised once per
-        process, all of a call's new words in one batch: the tokenizer treats words apart, so a
-        text's pieces are its words' pieces."""
-        cache = self._words
-        return [list(chain.from_iterable(map(cache.__getitem__, group)))[: self.max_tokens]
-                for group in self._cached_words(texts)]
-
-    def _cached_words(self, texts: Sequence[str]) -> list[list[str]]:
-        """Each text's words (see :meth:`_split`), every one of them now in the word cache."""
-        words = [self._split(text) for text in texts]
-        cache = self._words
-        new = [w for w in set(chain.from_iterable(words)) if w not in cache]  # any order: words are tokenised apart
-        if new:
-            if len(cache) + len(new) > CACHED_WORDS:
-                cache.clear()
-                cache.update(self._known)
-            # One string, one call on this thread (a batch call wakes the tokenizer's thread pool,
-            # milliseconds on a busy machine); each piece's offset tells which word it came from.
-            encoding = self._tokenizer.encode(" ".join(new), add_special_tokens=False)
-            starts = np.cumsum([0] + [len(w) + 1 for w in new[:-1]])
-            owner = np.searchsorted(starts, [start for start, _ in encoding.offsets], side="right") - 1
-            bounds = np.searchsorted(owner, np.arange(len(new) + 1)).tolist()
-            ids = encoding.ids
-            for i, word in enumerate(new):
-                cache[word] = ids[bounds[i] : bounds[i + 1]]
-        return words
+        """Each text's word-piece ids, cut at ``max_tokens`` (see :class:`~.word_pieces.WordPieces`)."""
+        return self._pieces.pieces(texts)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Unit vectors in one call: each text's known word pieces (at most ``max_tokens``, see
         :meth:`pieces`) have their vectors averaged (a text with none gets the zero vector)."""
-        cache = self._words
         unknown = -1 if self._unknown is None else self._unknown
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        # Text by text: one text's rows stay in the CPU cache, where a whole batch's would fill memory.
-        for i, group in enumerate(self._cached_words(texts)):
-            ids = np.fromiter(chain.from_iterable(map(cache.__getitem__, group)), dtype=np.int64)[: self.max_tokens]
-            ids = ids[ids != unknown]
-            if len(ids):
-                out[i] = self._table[ids].sum(axis=0) / np.int64(len(ids))
+        for first in range(0, len(texts), GATHERED_TEXTS):
+            pieces, bounds = self._pieces.batch(texts[first : first + GATHERED_TEXTS])
+            some_unknown = bool((pieces == unknown).any())
+            # Text by text: one text's rows stay in the CPU cache, where a whole batch's would fill memory.
+            for i, (start, end) in enumerate(zip(bounds, bounds[1:]), start=first):
+                ids = pieces[start : min(end, start + self.max_tokens)]
+                if some_unknown:
+                    ids = ids[ids != unknown]
+                if len(ids):
+                    out[i] = self._table.take(ids, axis=0).sum(axis=0) / np.int64(len(ids))
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.where(norms > 0, norms, 1.0)
-
-
-_ASCII_PUNCT_CHAR = re.compile(f"[{_ASCII_PUNCTUATION}]")
-
-
-def _bert_like(tokenizer: Any) -> bool:
-    """Whether ``tokenizer`` lower-cases and cuts words at white space and punctuation as BERT's
-    does, with no added token matched after normalising (so that :meth:`StaticEncoder._split`
-    may lower-case and cut ASCII words itself)."""
-    from tokenizers import models, normalizers, pre_tokenizers
-
-    return (isinstance(tokenizer.normalizer, normalizers.BertNormalizer) and tokenizer.normalizer.lowercase is True
-            and isinstance(tokenizer.pre_tokenizer, pre_tokenizers.BertPreTokenizer)
-            and isinstance(tokenizer.model, models.WordPiece)
-            and not any(token.normalized for token in tokenizer.get_added_tokens_decoder().values()))
