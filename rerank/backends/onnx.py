@@ -80,7 +80,7 @@ def _export(model: Path, folder: Path) -> None:
     encoder.eval()
     transformer, tokenizer = cast("torch.nn.Module", encoder[0].auto_model), encoder.tokenizer
     # no attention_mask: a text always runs alone and unpadded, so every token is attended to, and a
-    # graph without the mask leaves out the masking operations (about 15% of a run)
+    # graph without the mask leaves out the masking operations (about a tenth of a run)
     inputs = [name for name in ("input_ids", "token_type_ids") if name in tokenizer.model_input_names]
 
     class LastHiddenState(torch.nn.Module):  # the transformer as a submodule: its weights export as weights

@@ -56,8 +56,7 @@ class WordPieces:
         self._seed: dict[str, int] = {}
         if self._bert:
             self._seed = {word: i for word, i in tokenizer.get_vocab().items()
-                          if word.isascii() and (word.isalnum() and word.islower() or word.isdigit()
-                                                 or _ASCII_PUNCT_CHAR.fullmatch(word))}
+                          if _plain(word) or _ASCII_PUNCT_CHAR.fullmatch(word)}
         self._restart()
 
     def _restart(self) -> None:
